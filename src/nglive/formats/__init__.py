@@ -1,0 +1,1 @@
+"""Pure encoders from DataFrames and arrays to Neuroglancer's precomputed formats."""
