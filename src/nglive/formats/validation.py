@@ -24,6 +24,11 @@ class TableError(ValueError):
         value: Any = None,
         accepted: str | None = None,
     ):
+        # numpy scalars print as np.int64(…); users typed plain numbers
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(row, np.generic):
+            row = row.item()
         self.column = column
         self.row = row
         self.value = value
