@@ -1,0 +1,293 @@
+"""The in-kernel HTTP server that serves a Store to the Neuroglancer client.
+
+It mounts on the tornado server that the ``neuroglancer`` package already runs in a
+background thread, so the viewer and its data share one port (and one proxy rule on
+Binder). Every data URL is ``{server}/nglive/{token}/{key}``; the token is random per
+server and required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import neuroglancer
+import neuroglancer.server
+import tornado.web
+
+from .store import Store
+
+DATA_ROUTE = "nglive"
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One served request, kept when request logging is on."""
+
+    time: float
+    method: str
+    key: str
+    status: int
+    range: str | None
+
+
+class DataServer:
+    """Serves one Store over HTTP from neuroglancer's background server thread.
+
+    GET and HEAD; single ``Range`` requests (206, 416 on unsatisfiable ranges); CORS;
+    ``ETag`` from the tensorstore storage generation and 304 on ``If-None-Match``;
+    404 for missing keys; 403 without the token. It reads only through the Store's
+    kvstore, so it can never serve anything outside it.
+
+    Parameters
+    ----------
+    store : Store
+        What to serve.
+    log_requests : bool
+        Keep a record of every request in :attr:`requests` (bounded) — tests and the
+        latency benchmark read it.
+    bind_address : str
+        Used only if neuroglancer's server is not running yet. Loopback by default.
+
+    Examples
+    --------
+    >>> server = DataServer(Store())
+    >>> server.base_url.startswith("http://127.0.0.1:")
+    True
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        log_requests: bool = False,
+        bind_address: str = "127.0.0.1",
+        max_log: int = 100_000,
+    ):
+        self.store = store
+        self.token = secrets.token_urlsafe(24)
+        self.log_requests = log_requests
+        self.requests: deque[RequestRecord] = deque(maxlen=max_log)
+        self.on_request = None  # optional callable(RequestRecord), e.g. to print a log
+        self._request_event = threading.Condition()
+        ng_server = _ensure_neuroglancer_server(bind_address)
+        self.port: int = ng_server.port
+        self.server_url: str = ng_server.regular_server_url
+        _register(self)
+
+    @property
+    def base_url(self) -> str:
+        """The direct URL of this server's data root, without a trailing slash."""
+        return f"{self.server_url}/{DATA_ROUTE}/{self.token}"
+
+    def url_for(self, key: str, server_url: str | None = None) -> str:
+        """The URL of ``key``; ``server_url`` replaces the direct one (e.g. a proxy)."""
+        root = (server_url or self.server_url).rstrip("/")
+        return f"{root}/{DATA_ROUTE}/{self.token}/{key}"
+
+    def close(self) -> None:
+        """Stop serving this Store (the shared tornado server keeps running)."""
+        _SERVERS.pop(self.token, None)
+
+    # -- request log -------------------------------------------------------------------
+
+    def _record(self, record: RequestRecord) -> None:
+        if self.on_request is not None:
+            self.on_request(record)
+        if self.log_requests:
+            with self._request_event:
+                self.requests.append(record)
+                self._request_event.notify_all()
+
+    def wait_for_request(self, predicate, timeout: float = 10.0) -> RequestRecord | None:
+        """Block until a logged request satisfies ``predicate``; return it or None."""
+        deadline = time.monotonic() + timeout
+        with self._request_event:
+            while True:
+                for rec in list(self.requests):
+                    if predicate(rec):
+                        return rec
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._request_event.wait(remaining)
+
+
+# Servers by token; the tornado handler looks the token up here.
+_SERVERS: dict[str, DataServer] = {}
+_MOUNT_LOCK = threading.Lock()
+_MOUNTED_ON: set[int] = set()
+
+
+def _ensure_neuroglancer_server(bind_address: str):
+    if not neuroglancer.server.is_server_running():
+        neuroglancer.set_server_bind_address(bind_address)
+        neuroglancer.server.start()
+    return neuroglancer.server.global_server
+
+
+def _register(server: DataServer) -> None:
+    ng_server = neuroglancer.server.global_server
+    with _MOUNT_LOCK:
+        if id(ng_server) not in _MOUNTED_ON:
+            done = threading.Event()
+
+            def mount():
+                # Tornado tries host rules in order and falls through when a rule's
+                # routes do not match, so neuroglancer's own routes stay intact.
+                ng_server.app.add_handlers(
+                    r".*",
+                    [(rf"^/{DATA_ROUTE}/(?P<token>[^/]*)(?:/(?P<key>.*))?$", StoreHandler)],
+                )
+                done.set()
+
+            ng_server.loop.call_soon_threadsafe(mount)
+            done.wait(10)
+            _MOUNTED_ON.add(id(ng_server))
+    _SERVERS[server.token] = server
+
+
+class StoreHandler(tornado.web.RequestHandler):
+    """GET/HEAD/OPTIONS for ``/nglive/{token}/{key}``."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Access-Control-Allow-Origin", "*")
+        self.set_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Range, If-None-Match")
+        self.set_header(
+            "Access-Control-Expose-Headers", "Content-Range, Content-Length, ETag, Accept-Ranges"
+        )
+        self.set_header("Accept-Ranges", "bytes")
+
+    def options(self, token: str, key: str | None = None) -> None:
+        self.set_status(204)
+        self.finish()
+
+    async def head(self, token: str, key: str | None = None) -> None:
+        await self._serve(token, key, with_body=False)
+
+    async def get(self, token: str, key: str | None = None) -> None:
+        await self._serve(token, key, with_body=True)
+
+    def log_exception(self, typ, value, tb) -> None:  # keep kernels quiet on client errors
+        if not isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)
+
+    async def _serve(self, token: str, key: str | None, *, with_body: bool) -> None:
+        server = _SERVERS.get(token) if token else None
+        if server is None:
+            self._finish_status(403)
+            return
+        range_header = self.request.headers.get("Range")
+        status = await self._serve_key(server.store, key or "", range_header, with_body)
+        server._record(
+            RequestRecord(time.time(), self.request.method, key or "", status, range_header)
+        )
+
+    def _finish_status(self, status: int) -> int:
+        self.set_status(status)
+        self.finish()
+        return status
+
+    async def _serve_key(self, store: Store, key: str, range_header, with_body: bool) -> int:
+        if not _is_safe_key(key):
+            return self._finish_status(400 if key else 404)
+        if_none_match = self.request.headers.get("If-None-Match")
+        kvstore = store.kvstore
+        total = store.size(key)
+        if total is None:
+            # A key this Store did not write (e.g. an existing file:// tree): read it whole.
+            result = await _wrap(kvstore.read(key))
+            if result.state != "value":
+                return self._finish_status(404)
+            value = result.value
+            total = len(value)
+        else:
+            value = None
+        byte_range = _parse_range(range_header, total) if range_header else None
+        if byte_range == "invalid":
+            self.set_header("Content-Range", f"bytes */{total}")
+            return self._finish_status(416)
+        if value is None:
+            read_range = slice(*byte_range) if byte_range else None
+            result = await _wrap(kvstore.read(key, byte_range=read_range))
+            if result.state != "value":
+                return self._finish_status(404)
+            body = result.value
+        else:
+            body = value[slice(*byte_range)] if byte_range else value
+        etag = f'"{store.instance_id}-{result.stamp.generation.hex()}"'
+        self.set_header("ETag", etag)
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("Content-Type", _content_type(key))
+        if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+            return self._finish_status(304)
+        status = 200
+        if byte_range:
+            status = 206
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {byte_range[0]}-{byte_range[1] - 1}/{total}")
+        self.set_header("Content-Length", str(len(body)))
+        if with_body:
+            self.write(body)
+        self.finish()
+        return status
+
+
+async def _wrap(future):
+    return await asyncio.wrap_future(_as_concurrent(future))
+
+
+def _as_concurrent(ts_future):
+    import concurrent.futures
+
+    out: concurrent.futures.Future = concurrent.futures.Future()
+
+    def done(f):
+        try:
+            out.set_result(f.result())
+        except Exception as e:  # noqa: BLE001 — handed to the awaiting handler
+            out.set_exception(e)
+
+    ts_future.add_done_callback(done)
+    return out
+
+
+def _is_safe_key(key: str) -> bool:
+    if not key:
+        return False
+    parts = key.split("/")
+    return not any(p in ("", ".", "..") for p in parts) and "\\" not in key and "\x00" not in key
+
+
+def _parse_range(header: str, total: int):
+    """A half-open (start, stop) for one ``bytes=`` range, None to ignore it, or "invalid"."""
+    m = _RANGE_RE.match(header.strip())
+    if m is None:
+        return None  # multi-range or another unit: RFC 9110 lets us send the whole body
+    first, last = m.groups()
+    if first == "" and last == "":
+        return "invalid"
+    if first == "":
+        length = int(last)
+        if length == 0 or total == 0:
+            return "invalid"
+        return (max(total - length, 0), total)
+    start = int(first)
+    stop = total if last == "" else min(int(last) + 1, total)
+    if start >= total or (last != "" and int(last) < start):
+        return "invalid"
+    return (start, stop)
+
+
+def _content_type(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    if name == "info" or name.endswith(":0") or name.endswith(".json"):
+        return "application/json"
+    return "application/octet-stream"

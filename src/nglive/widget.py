@@ -1,0 +1,265 @@
+"""The Viewer: an anywidget embedding Neuroglancer, with layers bound to DataFrames."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime as _dt
+import re
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import anywidget
+import neuroglancer
+import pandas as pd
+import traitlets
+
+from . import live
+from .layers.base import Binding
+from .layers.meshes import MeshLayer
+from .server import DataServer
+from .store import Store
+
+
+def _front_end_file(name: str) -> Path:
+    here = Path(__file__).parent
+    for candidate in (here / "js" / name, here.parents[1] / "js" / name):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"nglive front-end file {name} is missing from the installation")
+
+
+class Viewer(anywidget.AnyWidget):
+    """A live Neuroglancer viewer in the notebook, with layers bound to tables.
+
+    The viewer's client and its data are served by one in-kernel HTTP server. The
+    browser side works out how to reach it (directly on a local machine, through
+    jupyter-server-proxy on Binder/JupyterHub, through Colab's port proxy) and tells
+    Python, which writes layer sources with that address.
+
+    Parameters
+    ----------
+    store : Store or str, optional
+        Where generated data lives: a :class:`Store`, a path/URL for one, or None for
+        an in-memory store.
+    height : str
+        CSS height of the viewer (the widget can also be resized by dragging).
+    connection : {"auto", "direct", "proxy", "colab"}
+        How the browser reaches the kernel's server; "auto" decides in the browser.
+    layout : str
+        Neuroglancer layout ("xy-3d", "3d", "4panel", ...).
+    log_requests : bool
+        Keep a log of served data requests (``viewer.server.requests``).
+
+    Examples
+    --------
+    >>> import nglive, trimesh, pandas as pd
+    >>> v = nglive.Viewer()
+    >>> df = pd.DataFrame({"segment_id": [1], "name": ["box"], "size": [2.0]})
+    >>> layer = v.add_meshes("shapes", {1: trimesh.creation.box()}, df, label_col="name")
+    >>> layer.generations
+    {'mesh': 0, 'properties': 0}
+    """
+
+    _esm = _front_end_file("widget.js")
+    _css = _front_end_file("widget.css")
+
+    port = traitlets.Int(0).tag(sync=True)
+    viewer_path = traitlets.Unicode("").tag(sync=True)
+    direct_url = traitlets.Unicode("").tag(sync=True)
+    connection = traitlets.Unicode("auto").tag(sync=True)
+    height = traitlets.Unicode("600px").tag(sync=True)
+    status = traitlets.Dict().tag(sync=True)
+    # Set by the browser once it knows how to reach the server ("" until then).
+    server_url = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        *,
+        height: str = "600px",
+        connection: str = "auto",
+        layout: str = "xy-3d",
+        log_requests: bool = False,
+    ):
+        if connection not in ("auto", "direct", "proxy", "colab"):
+            raise ValueError(
+                f"connection={connection!r}; accepted: 'auto', 'direct', 'proxy', 'colab'"
+            )
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.server = DataServer(self.store, log_requests=log_requests)
+        self.ng = neuroglancer.Viewer()
+        self.layers: dict[str, Binding] = {}
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="nglive-encode"
+        )
+        self._status_lock = threading.Lock()
+        self._last_error: str | None = None
+        self._prefixes: set[str] = set()
+        super().__init__(
+            port=self.server.port,
+            viewer_path=f"/v/{self.ng.token}/",
+            direct_url=self.server.server_url,
+            connection=connection,
+            height=height,
+        )
+        with self.ng.txn() as s:
+            s.dimensions = neuroglancer.CoordinateSpace(
+                names=["x", "y", "z"], units="nm", scales=[1, 1, 1]
+            )
+            s.layout = layout
+        live.register(self)
+        self._publish_status()
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> neuroglancer.ViewerState:
+        """The current Neuroglancer state (a copy; change it with :meth:`txn`)."""
+        return self.ng.state
+
+    def txn(self):
+        """Context manager to change the Neuroglancer state atomically."""
+        return self.ng.txn()
+
+    @property
+    def url(self) -> str:
+        """The direct URL of this viewer (open it in a browser tab on this machine)."""
+        return self.ng.get_viewer_url()
+
+    def add_meshes(
+        self,
+        name: str,
+        meshes: Mapping,
+        properties: pd.DataFrame | None = None,
+        *,
+        id_col: str = "segment_id",
+        label_col: str | None = None,
+        wait: bool = True,
+        **property_keywords,
+    ) -> MeshLayer:
+        """Add a segmentation layer of meshes with segment properties from a table.
+
+        Parameters
+        ----------
+        name : str
+            Layer name.
+        meshes : mapping
+            ``{segment id: trimesh.Trimesh or (vertices, faces)}``; vertices in nm.
+        properties : DataFrame, optional
+            One row per segment: ``id_col``, a label column and numeric columns
+            (numbers) and boolean columns (tags) by default; any keyword of
+            :func:`nglive.segment_properties` chooses columns explicitly.
+        id_col, label_col : str
+            The id and label columns of ``properties``.
+        wait : bool
+            Block until the first generation is written.
+
+        Returns
+        -------
+        MeshLayer
+            Call ``layer.update()`` after changes, or edit ``layer.df`` in place and
+            let the post-cell check regenerate.
+        """
+        self._check_new_name(name)
+        layer = MeshLayer(
+            self, name, meshes, properties, id_col=id_col, label_col=label_col,
+            **property_keywords,
+        )
+        self.layers[name] = layer
+        try:
+            layer.refresh(force=True, wait=wait)
+        except Exception:
+            del self.layers[name]
+            self._publish_status()
+            raise
+        return layer
+
+    def remove_layer(self, name: str) -> None:
+        """Remove a bound layer from the viewer (its data goes after the grace period)."""
+        self.layers.pop(name)
+        with self.ng.txn() as s:
+            if name in s.layers:
+                del s.layers[name]
+        self._publish_status()
+
+    def close(self) -> None:
+        """Stop serving and syncing this viewer."""
+        live.unregister(self)
+        self.server.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        super().close()
+
+    def wait(self, timeout: float | None = 60) -> None:
+        """Block until every queued layer update has finished."""
+        self._executor.submit(lambda: None).result(timeout)
+
+    # -- used by bindings --------------------------------------------------------------------
+
+    def _check_new_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"layer name must be a non-empty string, got {name!r}")
+        if name in self.layers:
+            raise ValueError(
+                f"a bound layer named {name!r} exists; use its update() or remove_layer()"
+            )
+
+    def _prefix_for(self, name: str) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "layer"
+        prefix, i = slug, 1
+        while prefix in self._prefixes:
+            i += 1
+            prefix = f"{slug}-{i}"
+        self._prefixes.add(prefix)
+        return prefix
+
+    def _data_url(self, path: str) -> str:
+        return self.server.url_for(path, server_url=self.server_url or None)
+
+    def _set_layer(self, name: str, make: Callable[[bool], dict]) -> None:
+        with self.ng.txn() as s:
+            if name in s.layers:
+                # keep what the user changed in the viewer (colours, selection, shader)
+                merged = s.layers[name].layer.to_json()
+                merged.update(make(False))
+                s.layers[name] = neuroglancer.viewer_state.make_layer(merged)
+            else:
+                s.layers[name] = neuroglancer.viewer_state.make_layer(make(True))
+
+    @traitlets.observe("server_url")
+    def _server_url_changed(self, change) -> None:
+        # The browser found another way to the server: rewrite every source URL.
+        for layer in list(self.layers.values()):
+            if layer.generations:
+                self._executor.submit(layer.apply)
+
+    def _note_error(self, layer: Binding, error: BaseException, tb: str) -> None:
+        self._last_error = f"{layer.name}: {type(error).__name__}: {error}"
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        with self._status_lock:
+            layers = []
+            for layer in self.layers.values():
+                layers.append({
+                    "name": layer.name,
+                    "kind": layer.layer_kind,
+                    "generations": dict(layer.generations),
+                    "updated": _clock(layer.updated),
+                    "updating": layer.updating,
+                    "error": layer.error,
+                })
+            errors = [la["error"] for la in layers if la["error"]]
+            with contextlib.suppress(Exception):  # the comm may be closed
+                self.status = {
+                    "layers": layers,
+                    "error": f"{errors[-1]}" if errors else None,
+                    "server": self.server_url or self.server.server_url,
+                }
+
+
+def _clock(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return _dt.datetime.fromtimestamp(t).strftime("%H:%M:%S")
