@@ -141,11 +141,11 @@ class Binding:
             for key, files in encoded.items():
                 gen = store.write_generation(f"{self.prefix}/{key}", files)
                 self.generations[key] = gen.number
-            for key, (src, fp, _snap) in snapshots.items():
+            for src, fp, _snap in snapshots.values():
                 src.last_fingerprint = fp
             self.apply()
         except Exception as e:
-            for _key, (src, fp, _snap) in snapshots.items():
+            for src, fp, _snap in snapshots.values():
                 src.failed_fingerprint = fp
             self._fail(e)
             raise
