@@ -1,0 +1,18 @@
+"""Pixel counting on screenshots: how the tests see that meshes were drawn."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def non_background_fraction(png: bytes, region=None) -> float:
+    """Fraction of pixels in ``region`` (x0, y0, x1, y1) that are not near-black."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+    if region is not None:
+        x0, y0, x1, y1 = region
+        img = img[y0:y1, x0:x1]
+    return float((img.max(axis=2) > 40).mean())
