@@ -88,7 +88,7 @@ class Store:
 
         The write is one transaction: either every file is stored or none is.
         """
-        if not _PREFIX_RE.match(prefix):
+        if not _PREFIX_RE.match(prefix) or any(p in (".", "..") for p in prefix.split("/")):
             raise ValueError(
                 f"prefix {prefix!r} is not a plain relative path "
                 "(letters, digits, '_', '-', '.', separated by '/')"

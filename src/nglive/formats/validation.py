@@ -115,7 +115,8 @@ def as_uint64_ids(values, *, column: str, index=None) -> np.ndarray:
             except (ValueError, TypeError):
                 mask = np.zeros(len(arr), bool)
                 mask[i] = True
-                fail(mask, "not an integer id")
+                negative = isinstance(v, int | np.integer) and not isinstance(v, bool) and v < 0
+                fail(mask, "negative id" if negative else "not an integer id")
             out[i] = iv
         return out
     raise TableError(f"unsupported id dtype {arr.dtype}", column=column,
