@@ -9,8 +9,10 @@ strict JSON bytes, built column by column without going through Python lists.
 from __future__ import annotations
 
 import json
+import os
 import string
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,38 +149,44 @@ class SegmentProperties:
 
     def to_json(self) -> bytes:
         """The ``info`` file: strict JSON (no NaN/Infinity literals), UTF-8 bytes."""
-        parts: list[bytes] = [
-            b'{"@type":"neuroglancer_segment_properties","inline":{"ids":',
-            _json_id_array(self.ids),
-            b',"properties":[',
-        ]
-        props: list[bytes] = []
+        jobs: list = [lambda: _json_id_array(self.ids)]
+        heads: list[bytes] = []
+        tails: list[bytes] = []
         for p in (self.label, self.description):
             if p is not None:
-                values = _json_string_array(p.values)
-                props.append(_head_json(p.head()) + b',"values":' + values + b"}")
+                heads.append(_head_json(p.head()))
+                tails.append(b"}")
+                jobs.append(lambda p=p: _json_string_array(p.values))
         if self.tags is not None:
             t = self.tags
             head = {"id": t.id, "type": "tags", "tags": list(t.tags)}
             if t.tag_descriptions is not None:
                 head["tag_descriptions"] = list(t.tag_descriptions)
-            codes, combos = t.rows()
-            props.append(_head_json(head) + b',"values":' + _json_tag_lists(codes, combos) + b"}")
+            heads.append(_head_json(head))
+            tails.append(b"}")
+            jobs.append(lambda t=t: _json_tag_lists(*t.rows()))
         for p in self.strings:
-            props.append(_head_json(p.head()) + b',"values":' + _json_string_array(p.values) + b"}")
+            heads.append(_head_json(p.head()))
+            tails.append(b"}")
+            jobs.append(lambda p=p: _json_string_array(p.values))
         for p in self.numbers:
             head = {"id": p.id, "type": "number"}
             if p.description is not None:
                 head["description"] = p.description
-            props.append(
-                _head_json(head)
-                + b',"values":'
-                + _json_number_array(p.values, missing=MISSING_NUMBER)
-                + b',"data_type":'
-                + json.dumps(p.data_type).encode()
-                + b"}"
-            )
-        parts.append(b",".join(props))
+            heads.append(_head_json(head))
+            tails.append(b',"data_type":' + json.dumps(p.data_type).encode() + b"}")
+            jobs.append(lambda p=p: _json_number_array(p.values, missing=MISSING_NUMBER))
+        # numpy releases the GIL in most of the work, so columns encode side by side
+        if len(self.ids) >= 50_000 and len(jobs) > 1:
+            with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+                arrays = list(pool.map(lambda job: job(), jobs))
+        else:
+            arrays = [job() for job in jobs]
+        parts: list = [b'{"@type":"neuroglancer_segment_properties","inline":{"ids":']
+        parts += arrays[0]
+        parts.append(b',"properties":[')
+        for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
+            parts += [b"," if i else b"", head, b',"values":', *arrays[i + 1], tail]
         parts.append(b"]}}")
         return b"".join(parts)
 
@@ -236,22 +244,229 @@ def to_json(props: dict | SegmentProperties) -> bytes:
     return json.dumps(props, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _json_string_array(values: np.ndarray) -> bytes:
-    return json.dumps(values.tolist(), ensure_ascii=False, separators=(",", ":")).encode()
+# The big arrays are written as ASCII straight from numpy: every value becomes one row
+# of a byte matrix made of fixed-width slots (sign, digits, ".", ...), a mask says which
+# bytes of each row are used, and the masked bytes, row-major, are the JSON text.
+
+_QUADS = np.frombuffer(
+    "".join(f"{i:04d}" for i in range(10_000)).encode(), dtype=np.uint32
+)  # "0000".."9999" as one 4-byte word each
+_P10 = np.array([10**i for i in range(20)], dtype=np.uint64)
 
 
-def _json_id_array(ids: np.ndarray) -> bytes:
-    return json.dumps(list(map(str, ids.tolist())), separators=(",", ":")).encode()
+def _ndigits(mag: np.ndarray) -> np.ndarray:
+    return 1 + np.searchsorted(_P10[1:], mag, side="right")
 
 
-def _json_tag_lists(codes: np.ndarray, combos: list[tuple[int, ...]]) -> bytes:
-    texts = ["[" + ",".join(map(str, c)) + "]" for c in combos]
-    return ("[" + ",".join(map(texts.__getitem__, codes.tolist())) + "]").encode()
+def _digit_slot(mag: np.ndarray, width: int) -> np.ndarray:
+    """ASCII digits of uint64 ``mag``, right-aligned with leading zeros, (n, width)."""
+    n = len(mag)
+    groups = max(1, -(-width // 4))
+    buf = np.empty((n, groups), np.uint32)
+    v = mag.astype(np.uint64, copy=False)
+    for g in range(groups - 1, -1, -1):
+        if v.dtype == np.uint64 and (n == 0 or v.max() < 2**31):
+            v = v.astype(np.int32)  # 32-bit division is much cheaper
+        q = v // 10_000
+        buf[:, g] = _QUADS[v - q * 10_000]
+        v = q
+    return buf.view(np.uint8).reshape(n, groups * 4)[:, groups * 4 - width :]
 
 
-def _json_number_array(values: np.ndarray, *, missing: str) -> bytes:
-    out = _number_list(values)
-    return json.dumps(out, allow_nan=False, separators=(",", ":")).encode()
+def _right_mask(nd: np.ndarray, width: int) -> np.ndarray:
+    return np.arange(width)[None, :] >= (width - nd)[:, None]
+
+
+def _assemble(n: int, slots: list) -> bytes:
+    """Concatenate per-row slots; each slot is (bytes or (n, w) uint8, mask or None).
+
+    A mask is None (always used), an (n,) bool (the whole slot per row) or (n, w) bool.
+    """
+    if n == 0:
+        return b""
+    chars, masks, any_mask = [], [], False
+    for text, mask in slots:
+        if isinstance(text, bytes):
+            text = np.broadcast_to(np.frombuffer(text, np.uint8), (n, len(text)))
+        w = text.shape[1]
+        if w == 0:
+            continue
+        chars.append(text)
+        if mask is None:
+            masks.append(np.ones((1, w), bool))
+        else:
+            any_mask = True
+            masks.append(mask if mask.ndim == 2 else mask[:, None])
+        masks[-1] = np.broadcast_to(masks[-1], (n, w))
+    mat = np.concatenate(chars, axis=1)
+    if not any_mask:
+        return mat.tobytes()
+    return mat[np.concatenate(masks, axis=1)].tobytes()
+
+
+def _json_uint_strings(values: np.ndarray) -> list:
+    """A JSON array of the decimal strings of uint64 ``values``, as byte chunks."""
+    n = len(values)
+    if n == 0:
+        return [b"[]"]
+    nd = _ndigits(values)
+    width = int(nd.max())
+    digits = _digit_slot(values, width)
+    mask = None if int(nd.min()) == width else _right_mask(nd, width)
+    body = _assemble(n, [(b'"', None), (digits, mask), (b'",', None)])
+    return [b"[", memoryview(body)[:-1], b"]"]
+
+
+def _int_slots(values: np.ndarray) -> tuple[list, np.ndarray]:
+    neg = values < 0 if values.dtype.kind == "i" else np.zeros(len(values), bool)
+    if values.dtype.kind == "i":
+        v64 = values.astype(np.int64)
+        mag = np.where(neg, -(v64 + 1), v64).astype(np.uint64) + neg.astype(np.uint64)
+    else:
+        mag = values.astype(np.uint64)
+    nd = _ndigits(mag)
+    width = int(nd.max())
+    mask = None if int(nd.min()) == width else _right_mask(nd, width)
+    sign = [(b"-", neg)] if neg.any() else []
+    return sign + [(_digit_slot(mag, width), mask)], nd
+
+
+def _float32_decimal(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integers (m, k) with m * 10**k read back (as JSON, then float32) as ``|x|``.
+
+    The 6-digit check divides or multiplies by an exact power of ten, so it rounds
+    like a JSON parser (float64, then float32 as Neuroglancer does), for exponents up
+    to 22; beyond that the 9-digit form is used.
+    """
+    a = np.abs(x.astype(np.float64))
+    nz = a > 0
+    with np.errstate(divide="ignore"):
+        e10 = np.floor(np.log10(np.where(nz, a, 1.0))).astype(np.int64)
+    # log10 can be off by one next to powers of ten
+    e10 -= a < 10.0 ** e10.astype(np.float64)
+    e10 += a >= 10.0 ** (e10 + 1).astype(np.float64)
+    # 9 significant digits always read back as the same float32; 6 are enough for
+    # anything typed with at most 6 digits (0.1, 2.5, 1234.5), so try those first
+    k = np.where(nz, e10 - 8, 0)
+    scale = 10.0 ** np.abs(k).astype(np.float64)
+    m = np.rint(np.where(k < 0, a * scale, a / scale))
+    k6 = e10 - 5
+    scale6 = 10.0 ** np.abs(k6).astype(np.float64)
+    m6 = np.rint(np.where(k6 < 0, a * scale6, a / scale6))
+    back = np.where(k6 < 0, m6 / scale6, m6 * scale6).astype(np.float32)
+    short = nz & (back == a.astype(np.float32)) & (np.abs(k6) <= 22)
+    m = np.where(short, m6, m).astype(np.int64)
+    k = np.where(short, k6, k)
+    idx = np.flatnonzero((m % 10 == 0) & (m > 0))  # drop trailing zeros
+    while len(idx):
+        m[idx] //= 10
+        k[idx] += 1
+        idx = idx[m[idx] % 10 == 0]
+    return m, k
+
+
+def _float_slots(values: np.ndarray, missing: str) -> list:
+    """Slots writing float32 values as short decimals (``0.25``, ``1200``, ``1.5e-07``)."""
+    n = len(values)
+    nan = np.isnan(values)
+    ok = ~nan
+    x = np.where(nan, 0, values).astype(np.float32)
+    m, k = _float32_decimal(x)
+    nd = _ndigits(m.astype(np.uint64)).astype(np.int64)
+    lead = nd - 1 + k  # decimal exponent of the leading digit
+    sci = (m > 0) & ((lead < -5) | (lead >= 16))
+    # the digits of m, left-aligned, each followed by a slot for the decimal point
+    digits = _digit_slot((m * 10 ** (9 - nd)).astype(np.uint64), 9)
+    mat = np.empty((n, 18), np.uint8)
+    mat[:, 0::2] = digits
+    mat[:, 1::2] = ord(".")
+    dot_after = np.where(sci, 0, lead)
+    cols = np.arange(9)[None, :]
+    mask = np.empty((n, 18), bool)
+    mask[:, 0::2] = (cols < nd[:, None]) & ok[:, None]
+    mask[:, 1::2] = (cols == dot_after[:, None]) & (dot_after < nd - 1)[:, None] & ok[:, None]
+    plain = ok & ~sci
+    slots: list = [(b"-", np.signbit(x) & ok)]
+    small = plain & (lead < 0)
+    if small.any():  # 0.000ddd
+        zeros = np.where(small, -lead - 1, 0)
+        zw = int(zeros.max())
+        slots.append((b"0.", small))
+        if zw:
+            slots.append((b"0" * zw, np.arange(zw)[None, :] < zeros[:, None]))
+    slots.append((mat, mask))
+    trail = np.where(plain, lead - nd + 1, 0)  # ddd000
+    tw = int(trail.max())
+    if tw > 0:
+        slots.append((b"0" * tw, np.arange(tw)[None, :] < trail[:, None]))
+    if sci.any():
+        e = sci & ok
+        ek = np.abs(lead).astype(np.uint64)
+        end = _ndigits(ek)
+        ew = int(end.max())
+        slots += [
+            (b"e", e), (b"-", e & (lead < 0)),
+            (_digit_slot(ek, ew), _right_mask(end, ew) & e[:, None]),
+        ]
+    if nan.any():
+        slots.append((json.dumps(missing).encode(), nan))
+    return slots
+
+
+def _json_number_array(values: np.ndarray, *, missing: str) -> list:
+    """A JSON array of numbers, as byte chunks; NaN is written as the string ``missing``."""
+    n = len(values)
+    if n == 0:
+        return [b"[]"]
+    if values.dtype.kind == "f":
+        slots = _float_slots(values, missing)
+    else:
+        slots, _ = _int_slots(values)
+    return [b"[", memoryview(_assemble(n, slots + [(b",", None)]))[:-1], b"]"]
+
+
+def _json_id_array(ids: np.ndarray) -> list:
+    return _json_uint_strings(ids)
+
+
+def _json_string_array(values: np.ndarray) -> list:
+    """A JSON array of str, as byte chunks; plain text is joined directly, else json."""
+    items = values.tolist()
+    if not items:
+        return [b"[]"]
+    try:
+        joined = '","'.join(items).encode()
+    except UnicodeEncodeError:  # lone surrogates: let json escape them
+        joined = None
+    except TypeError:  # not all str
+        joined = None
+    if joined is not None:
+        b = np.frombuffer(joined, np.uint8)
+        # nothing to escape: no control characters, backslashes or quotes of our own
+        if not (b < 32).any() and not (b == 92).any() and (
+            np.count_nonzero(b == 34) == 2 * (len(items) - 1)
+        ):
+            return [b'["', joined, b'"]']
+    return [json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode(
+        errors="surrogatepass"
+    )]
+
+
+def _json_tag_lists(codes: np.ndarray, combos: list[tuple[int, ...]]) -> list:
+    """A JSON array of the tag-index lists: each distinct list is written once."""
+    n = len(codes)
+    if n == 0:
+        return [b"[]"]
+    texts = [("[" + ",".join(map(str, c)) + "],").encode() for c in combos]
+    width = max(map(len, texts))
+    table = np.frombuffer(b"".join(t.ljust(width) for t in texts), np.uint8).reshape(-1, width)
+    lens = np.array([len(t) for t in texts])
+    rows = table[codes]
+    if int(lens.min()) == width:
+        body = rows.tobytes()
+    else:
+        body = rows[np.arange(width)[None, :] < lens[codes][:, None]].tobytes()
+    return [b"[", memoryview(body)[:-1], b"]"]
 
 
 # --------------------------------------------------------------------------- building
@@ -286,6 +501,10 @@ def _label_values(df, label_cols, label_separator, label_format_map, extra) -> n
     n = len(df)
     if label_format_map:
         return _format_labels(df, label_format_map, extra)
+    if len(label_cols) == 1 and pd.api.types.infer_dtype(df[label_cols[0]], skipna=False) == (
+        "string"
+    ):  # all str, nothing missing: nothing to convert
+        return df[label_cols[0]].to_numpy(dtype=object)
     out = None
     for col in label_cols:
         s = df[col]
@@ -408,12 +627,11 @@ def _number_property(series: pd.Series, name: str) -> NumberProperty:
 
 def _value_tags(series: pd.Series, col: str, prepend: bool):
     """Per-row code into this column's tags (-1: none) and the tag values, in order."""
-    miss = _is_missing(series)
     if isinstance(series.dtype, pd.CategoricalDtype):
         cat = series.cat
         codes = cat.codes.to_numpy().astype(np.int64)
-        codes[miss] = -1
         used = np.unique(codes[codes >= 0])
+        used = used[[not _null_tag(cat.categories[i]) for i in used.tolist()]]
         values = [cat.categories[i] for i in used.tolist()]
         remap = np.full(len(cat.categories) + 1, -1, np.int64)
         remap[used] = np.arange(len(used))
@@ -423,7 +641,7 @@ def _value_tags(series: pd.Series, col: str, prepend: bool):
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     codes = codes.astype(np.int64)
     uniq = list(uniques.tolist() if hasattr(uniques, "tolist") else uniques)
-    keep = [i for i, v in enumerate(uniq) if not (v is None or v == "" or _scalar_na(v))]
+    keep = [i for i, v in enumerate(uniq) if not _null_tag(v)]
     raw = [f"{col}:{uniq[i]}" if prepend else uniq[i] for i in keep]
     try:
         order = sorted(range(len(keep)), key=lambda j: raw[j])
@@ -431,12 +649,13 @@ def _value_tags(series: pd.Series, col: str, prepend: bool):
         order = sorted(range(len(keep)), key=lambda j: str(raw[j]))
     remap = np.full(len(uniq) + 1, -1, np.int64)
     remap[[keep[j] for j in order]] = np.arange(len(order))
-    codes = remap[codes]
-    codes[miss] = -1
-    return codes, [raw[j] for j in order]
+    return remap[codes], [raw[j] for j in order]
 
 
-def _scalar_na(v) -> bool:
+def _null_tag(v) -> bool:
+    """None, NaN, NA and "" are no tag."""
+    if v is None or (isinstance(v, str) and v == ""):
+        return True
     try:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
@@ -477,7 +696,7 @@ def _tag_property(df, value_cols, bool_cols, tag_descriptions, allow_disambiguat
         )
     dupset = set(dups)
     raw_tags: list = []
-    mat = np.full((n, len(value_cols) + len(bool_cols)), -1, np.int64)
+    mat = np.full((n, len(value_cols) + len(bool_cols)), -1, np.int32)
     for j, (col, codes, raw) in enumerate(per_col):
         offset = len(raw_tags)
         raw_tags.extend(f"{col}:{r}" if str(r) in dupset else r for r in raw)
@@ -500,10 +719,15 @@ def _tag_property(df, value_cols, bool_cols, tag_descriptions, allow_disambiguat
                 value=t, accepted="tags distinct ignoring case",
             )
         folded[t.lower()] = t
-    if mat.shape[1] > 1:
-        mat = np.where(mat < 0, np.iinfo(np.int64).max, mat)
-        mat.sort(axis=1)
-        mat[mat == np.iinfo(np.int64).max] = -1
+    if mat.shape[1] > 1:  # each row ascending, unused (-1) slots last
+        big = np.iinfo(np.int32).max
+        mat = np.where(mat < 0, big, mat)
+        if mat.shape[1] == 2:
+            lo, hi = np.minimum(mat[:, 0], mat[:, 1]), np.maximum(mat[:, 0], mat[:, 1])
+            mat = np.stack([lo, hi], axis=1)
+        else:
+            mat.sort(axis=1)
+        mat[mat == big] = -1
     descriptions = None
     if tag_descriptions is not None:
         descriptions = [str(tag_descriptions.get(r, r)) for r in raw_tags]
@@ -556,8 +780,9 @@ def _build(
     require_columns(df, needed, purpose="segment properties")
 
     ids = as_uint64_ids(df[id_col], column=id_col)
-    dup = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if dup.any():
+    srt = np.sort(ids)
+    if len(srt) > 1 and (srt[1:] == srt[:-1]).any():
+        dup = pd.Series(ids).duplicated(keep=False).to_numpy()
         dup_ids = pd.unique(ids[dup])
         shown = ", ".join(map(str, dup_ids[:10].tolist()))
         more = f" and {len(dup_ids) - 10} more" if len(dup_ids) > 10 else ""
