@@ -1,0 +1,198 @@
+"""Choosing alpha: the tracertools rule (auto) and the smallest valid alpha (optimal)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .checks import count_components, surface_check
+
+__all__ = ["AlphaSearchWarning", "auto_alpha", "optimal_alpha", "start_alpha"]
+
+
+class AlphaSearchWarning(UserWarning):
+    """The tracertools rule found no watertight single-body alpha in its passes."""
+
+
+def start_alpha(points: np.ndarray) -> float:
+    """1.5 x the median distance from each point to its nearest neighbour (tracertools).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> start_alpha(np.arange(12.0).reshape(4, 3))  # neighbours sqrt(27) apart
+    7.794228634059948
+    """
+    d, _ = cKDTree(points).query(points, k=2)
+    return 1.5 * float(np.median(d[:, 1]))
+
+
+def _watertight(faces: np.ndarray, n: int) -> bool:
+    """Every edge in exactly two faces (trimesh's ``is_watertight``)."""
+    if faces.size == 0:
+        return True
+    f = faces.astype(np.int64)
+    a, b = f.reshape(-1), f[:, [1, 2, 0]].reshape(-1)
+    und = np.sort(np.minimum(a, b) * n + np.maximum(a, b))
+    # counts of runs of equal keys must all be 2: pairs equal, neighbours of pairs differ
+    if und.size % 2:
+        return False
+    return bool(np.all(und[0::2] == und[1::2]) and np.all(und[1:-1:2] != und[2::2]))
+
+
+def auto_alpha(shaper, *, factor: float = 1.5, max_passes: int = 15) -> float:
+    """The alpha tracertools' ``make_mesh_from_points`` settles on, on the cached triangulation.
+
+    Starts at 1.5 x the median nearest-neighbour distance of the input points (duplicates
+    included, as a k=2 KD-tree query gives it) and multiplies alpha by ``factor`` after
+    every pass whose mesh is not both watertight (every edge in two faces) and one body
+    (one vertex-connected piece), for at most ``max_passes`` passes.
+
+    When no pass succeeds, tracertools silently uses the first single-body alpha it met.
+    This function does the same but warns (:class:`AlphaSearchWarning`); if no pass gave
+    a single body either, it returns the last alpha tried. Either way the mesh at that
+    alpha is not a valid volume: mesh it with ``repair=True`` or use :func:`optimal_alpha`.
+
+    Parameters
+    ----------
+    shaper : AlphaShaper
+    factor : float
+        Growth per pass (tracertools: 1.5).
+    max_passes : int
+        Number of alphas tried (tracertools: 15).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nglive.mesh import AlphaShaper
+    >>> s = AlphaShaper(np.random.default_rng(0).normal(size=(1000, 3)))
+    >>> a = auto_alpha(s)
+    >>> s.report(a).watertight
+    True
+    """
+    t = shaper.triangulation
+    n = len(t.points)
+    alpha = start_alpha(t.input_points)
+    if alpha == 0.0:
+        raise ValueError(
+            f"{shaper.name}: more than half of the points are duplicates, so the median "
+            "nearest-neighbour distance (the tracertools start alpha) is 0; deduplicate "
+            "the points or pass an alpha"
+        )
+    first_single = None
+    tried = []
+    for _ in range(max_passes):
+        faces = t.boundary(alpha)
+        tried.append(alpha)
+        single = count_components(faces) == 1
+        if single and _watertight(faces, n):
+            return float(alpha)
+        if single and first_single is None:
+            first_single = alpha
+        alpha *= factor
+    chosen = first_single if first_single is not None else tried[-1]
+    warnings.warn(
+        f"{shaper.name}: no watertight single-body mesh in {max_passes} passes "
+        f"(alpha {tried[0]:.4g} to {tried[-1]:.4g}); using alpha {chosen:.4g} like "
+        "tracertools does, which is NOT a valid volume. Use optimal_alpha() or mesh with "
+        "repair=True.",
+        AlphaSearchWarning,
+        stacklevel=3,
+    )
+    return float(chosen)
+
+
+def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) -> float:
+    """The smallest alpha at which the shape is a valid volume containing every point.
+
+    "Valid volume": at most ``n_components`` solids (face-connected groups of kept
+    tetrahedra; a hollow shell is one solid), every input point inside or on the
+    surface, watertight, consistently wound and without pinched vertices. Candidates are
+    the critical alphas (just above each distinct circumradius) from the one that covers
+    every point upward. Coverage and the solid count are known for all candidates at once
+    from the cached triangulation; the surface checks run only on probed candidates.
+
+    Watertightness is not monotone in alpha, so by default the search gallops upward
+    (1, 2, 4, ... candidates) to the first valid one, then bisects back to a candidate
+    whose predecessor is invalid: the result is valid and the next smaller critical
+    alpha is not. A smaller valid alpha between two probes can be missed;
+    ``exhaustive=True`` checks every candidate in order and returns the global minimum
+    (slow on large inputs).
+
+    Parameters
+    ----------
+    shaper : AlphaShaper
+    n_components : int
+        Largest acceptable number of solids.
+    exhaustive : bool
+        Check every candidate instead of galloping.
+
+    Returns
+    -------
+    float
+        ``numpy.nextafter(r, inf)`` for a circumradius ``r``: the smallest float that
+        keeps the tetrahedra of radius ``r`` (they are kept when strictly below alpha).
+
+    Raises
+    ------
+    ValueError
+        If no alpha qualifies (possible only with ``n_components`` smaller than the
+        number of separate convex-hull pieces, i.e. never for ``n_components >= 1`` on
+        triangulable input), or some point is only in flat tetrahedra.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nglive.mesh import AlphaShaper
+    >>> s = AlphaShaper(np.random.default_rng(0).normal(size=(1000, 3)))
+    >>> a = optimal_alpha(s)
+    >>> r = s.report(a)
+    >>> r.is_volume, r.points_outside
+    (True, 0)
+    """
+    if n_components < 1:
+        raise ValueError(f"n_components must be at least 1, got {n_components}")
+    t = shaper.triangulation
+    need = float(t.vertex_min_radius.max())
+    if not np.isfinite(need):
+        raise ValueError(f"{shaper.name}: some points belong only to flat tetrahedra")
+    crit = t.critical_alphas
+    cand = np.nextafter(crit[np.searchsorted(crit, need, "left") :], np.inf)
+    solids = t.n_solids(cand)
+    cand = cand[(solids >= 1) & (solids <= n_components)]
+    n = len(t.points)
+    memo: dict[int, bool] = {}
+
+    def valid(i: int) -> bool:
+        if i not in memo:
+            chk = surface_check(t.boundary(cand[i]), n)
+            memo[i] = chk.is_manifold
+        return memo[i]
+
+    if cand.size == 0:
+        raise ValueError(f"{shaper.name}: no alpha gives at most {n_components} solid(s)")
+    if exhaustive:
+        for i in range(cand.size):
+            if valid(i):
+                return float(cand[i])
+        raise ValueError(f"{shaper.name}: no alpha gives a valid volume")
+    lo, hi, step = -1, 0, 1
+    while not valid(hi):
+        lo = hi
+        if hi == cand.size - 1:
+            raise ValueError(f"{shaper.name}: no alpha gives a valid volume")
+        hi = min(hi + step, cand.size - 1)
+        step *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if valid(mid):
+            hi = mid
+        else:
+            lo = mid
+    return float(cand[hi])
