@@ -730,7 +730,9 @@ def _tag_property(df, value_cols, bool_cols, tag_descriptions, allow_disambiguat
         mat[mat == big] = -1
     descriptions = None
     if tag_descriptions is not None:
-        descriptions = [str(tag_descriptions.get(r, r)) for r in raw_tags]
+        descriptions = [
+            str(tag_descriptions.get(str(r), tag_descriptions.get(r, r))) for r in raw_tags
+        ]
     return TagProperty(tags=tags, indices=mat, tag_descriptions=descriptions)
 
 
@@ -929,6 +931,10 @@ def segment_properties(
       own column's type (nglui formats whole rows, where an int can turn into "3.0").
     - **Nulls are never tags**, also with ``prepend_col_name`` (nglui makes tags like
       "col:None" and "col:nan" there).
+    - **Tag descriptions are always strings.** A tag is looked up in
+      ``tag_descriptions`` by its text and then by its original value (so ``{3: ...}``
+      works for an integer column); nglui writes integer tags' own values, which
+      Neuroglancer's parser rejects (it requires an array of strings).
     - **Tag value columns of mixed types** (ints and strings) are ordered by their text
       instead of raising; whitespace other than spaces is also replaced by "_".
     - In the JSON of :func:`segment_properties_json`, float32 values are written with
