@@ -355,7 +355,9 @@ def read_relationship(df: pd.DataFrame, name: str, key: str) -> RelationshipColu
         arr = np.array(flat) if flat else np.zeros(0, np.uint64)
     except (OverflowError, ValueError):
         arr = None
-    if arr is None or arr.ndim != 1:
+    # numpy turns a mix of Python ints and uint64 into float64: never let ids pass that way
+    if arr is None or arr.ndim != 1 or (arr.dtype.kind == "f" and not any(
+            isinstance(x, float | np.floating) for x in flat)):
         arr = np.empty(len(flat), object)
         arr[:] = flat
     vals = as_uint64_ids(arr, column=name, index=pd.Index(rows))

@@ -53,7 +53,8 @@ def record_dtype(geometry_floats: int, props: list[PropertyColumn]) -> np.dtype:
     offsets, size = property_offsets([p.type for p in props], 4 * geometry_floats)
     names = ["geometry"] + [f"p{i}" for i in range(len(props))]
     formats = [("<f4", (geometry_floats,))] + [
-        _NUMPY.get(p.type, np.dtype(p.type).newbyteorder("<")) for p in props]
+        _NUMPY[p.type] if p.type in _NUMPY else np.dtype(p.type).newbyteorder("<")
+        for p in props]
     return np.dtype({"names": names, "formats": formats,
                      "offsets": [0] + offsets, "itemsize": size})
 
