@@ -12,6 +12,10 @@ from .checks import count_components, surface_check
 __all__ = ["AlphaSearchWarning", "auto_alpha", "optimal_alpha", "start_alpha"]
 
 
+#: Relative gap under which consecutive circumradii count as one critical alpha.
+TIE_RTOL = 1e-6
+
+
 class AlphaSearchWarning(UserWarning):
     """The tracertools rule found no watertight single-body alpha in its passes."""
 
@@ -114,14 +118,16 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     "Valid volume": at most ``n_components`` solids (face-connected groups of kept
     tetrahedra; a hollow shell is one solid), every input point inside or on the
     surface, watertight, consistently wound and without pinched vertices. Candidates are
-    the critical alphas (just above each distinct circumradius) from the one that covers
-    every point upward. Coverage and the solid count are known for all candidates at once
+    the critical alphas (just above each distinct circumradius; radii closer than
+    ``TIE_RTOL`` = 1e-6 relative count as one, so an alpha never splits a class of
+    equal radii such as the cubes of lattice input) from the one that covers every point
+    upward. Coverage and the solid count are known for all candidates at once
     from the cached triangulation; the surface checks run only on probed candidates.
 
     Watertightness is not monotone in alpha, so by default the search gallops upward
     (1, 2, 4, ... candidates) to the first valid one, then bisects back to a candidate
     whose predecessor is invalid: the result is valid and the next smaller critical
-    alpha is not. A smaller valid alpha between two probes can be missed;
+    alpha (the previous step) is not. A smaller valid alpha between two probes can be missed;
     ``exhaustive=True`` checks every candidate in order and returns the global minimum
     (slow on large inputs).
 
@@ -163,7 +169,10 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     if not np.isfinite(need):
         raise ValueError(f"{shaper.name}: some points belong only to flat tetrahedra")
     crit = t.critical_alphas
-    cand = np.nextafter(crit[np.searchsorted(crit, need, "left") :], np.inf)
+    # radii closer than TIE_RTOL are one step: the jitter alone moves radii by ~1e-8, and
+    # on lattice input whole classes of equal radii would otherwise be split at random
+    ends = crit[np.r_[crit[1:] > crit[:-1] * (1 + TIE_RTOL), True]]
+    cand = np.nextafter(ends[np.searchsorted(ends, need, "left") :], np.inf)
     solids = t.n_solids(cand)
     cand = cand[(solids >= 1) & (solids <= n_components)]
     n = len(t.points)
