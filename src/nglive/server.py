@@ -8,7 +8,6 @@ server and required.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import threading

@@ -18,6 +18,7 @@ import traitlets
 from . import live
 from .layers.base import Binding
 from .layers.meshes import MeshLayer
+from .layers.segment_properties import SegmentPropertiesLayer
 from .server import DataServer
 from .store import Store
 
@@ -136,6 +137,8 @@ class Viewer(anywidget.AnyWidget):
         *,
         id_col: str = "segment_id",
         label_col: str | None = None,
+        color_col: str | None = None,
+        visible_col: str | None = None,
         wait: bool = True,
         **property_keywords,
     ) -> MeshLayer:
@@ -153,6 +156,8 @@ class Viewer(anywidget.AnyWidget):
             :func:`nglive.segment_properties` chooses columns explicitly.
         id_col, label_col : str
             The id and label columns of ``properties``.
+        color_col, visible_col : str, optional
+            Columns of colours and booleans driving segment colours and visibility.
         wait : bool
             Block until the first generation is written.
 
@@ -165,16 +170,90 @@ class Viewer(anywidget.AnyWidget):
         self._check_new_name(name)
         layer = MeshLayer(
             self, name, meshes, properties, id_col=id_col, label_col=label_col,
-            **property_keywords,
+            color_col=color_col, visible_col=visible_col, **property_keywords,
         )
-        self.layers[name] = layer
+        return self._bind(layer, wait)
+
+    def add_segment_properties(
+        self,
+        name_or_layer: str | Binding,
+        df: pd.DataFrame,
+        *,
+        source: str | list | None = None,
+        id_col: str = "pt_root_id",
+        label_col: str | None = None,
+        color_col: str | None = None,
+        visible_col: str | None = None,
+        wait: bool = True,
+        **keywords,
+    ) -> Binding:
+        """Attach segment properties from ``df`` to a segmentation layer, live.
+
+        Parameters
+        ----------
+        name_or_layer : str or MeshLayer
+            A layer of this viewer: an nglive mesh layer (its properties are re-bound),
+            or any segmentation layer in the Neuroglancer state (e.g. a CAVE
+            ``graphene://`` or ``precomputed://`` segmentation), to which the
+            properties are added as an extra data source. A new name needs ``source``.
+        df : DataFrame
+            One row per segment.
+        source : str or list, optional
+            Data source(s) of a new segmentation layer called ``name_or_layer``.
+        id_col, label_col : str
+            Id and label columns (nglui's defaults).
+        color_col : str, optional
+            Colours ('#rrggbb', '#rgb' or CSS names) that drive ``segmentColors``.
+        visible_col : str, optional
+            Booleans that choose the visible ``segments``.
+        **keywords
+            Any keyword of :func:`nglive.segment_properties` (``tag_value_cols``,
+            ``number_cols``, ...).
+
+        Returns
+        -------
+        Binding
+            The layer handle; ``update()`` regenerates, in-place edits are noticed
+            after each cell.
+        """
+        target = name_or_layer.name if isinstance(name_or_layer, Binding) else name_or_layer
+        bound = self.layers.get(target)
+        if isinstance(bound, MeshLayer):
+            bound.bind_properties(df, id_col=id_col, label_col=label_col, color_col=color_col,
+                                  visible_col=visible_col, **keywords)
+            bound.refresh(force=True, wait=wait)
+            return bound
+        if bound is not None:
+            raise ValueError(f"layer {target!r} is already bound to a table; use its update()")
+        existing = self._layer_json(target)
+        if existing is None and source is None:
+            raise ValueError(
+                f"no layer named {target!r} in the viewer; pass source= (e.g. "
+                "'precomputed://gs://…' or a CAVE 'graphene://…' URL) to create one"
+            )
+        if existing is not None and existing.get("type") != "segmentation":
+            raise ValueError(f"layer {target!r} is a {existing.get('type')!r} layer, "
+                             "segment properties need a segmentation layer")
+        layer = SegmentPropertiesLayer(
+            self, target, df, source=source if existing is None else None, id_col=id_col,
+            label_col=label_col, color_col=color_col, visible_col=visible_col, **keywords)
+        return self._bind(layer, wait)
+
+    def _bind(self, layer: Binding, wait: bool) -> Binding:
+        self.layers[layer.name] = layer
         try:
             layer.refresh(force=True, wait=wait)
         except Exception:
-            del self.layers[name]
+            del self.layers[layer.name]
             self._publish_status()
             raise
         return layer
+
+    def _layer_json(self, name: str) -> dict | None:
+        state = self.ng.state
+        if name not in state.layers:
+            return None
+        return state.layers[name].layer.to_json()
 
     def remove_layer(self, name: str) -> None:
         """Remove a bound layer from the viewer (its data goes after the grace period)."""

@@ -30,7 +30,10 @@ class BoundSource:
     key: str
     fingerprint: Callable[[], bytes]
     snapshot: Callable[[], Any]
-    encode: Callable[[Any], dict[str, bytes]]
+    encode: Callable[[Any], dict]
+    # False for sources that only change the layer's state (colours, visible segments):
+    # ``encode`` then returns layer-state JSON instead of files, and nothing is written.
+    writes_files: bool = True
     last_fingerprint: bytes | None = None
     # The inputs of the last failed encode: not retried after every cell until edited.
     failed_fingerprint: bytes | None = None
@@ -90,6 +93,7 @@ class Binding:
         self.prefix = viewer._prefix_for(name)
         self.sources: dict[str, BoundSource] = {}
         self.generations: dict[str, int] = {}
+        self.state_parts: dict[str, dict] = {}
         self.error: str | None = None
         self.exception: BaseException | None = None
         self.updated: float | None = None
@@ -158,9 +162,12 @@ class Binding:
         try:
             encoded = {key: src.encode(snap) for key, (src, _fp, snap) in snapshots.items()}
             store = self.viewer.store
-            for key, files in encoded.items():
-                gen = store.write_generation(f"{self.prefix}/{key}", files)
-                self.generations[key] = gen.number
+            for key, out in encoded.items():
+                if snapshots[key][0].writes_files:
+                    gen = store.write_generation(f"{self.prefix}/{key}", out)
+                    self.generations[key] = gen.number
+                else:
+                    self.state_parts[key] = out
             for src, fp, _snap in snapshots.values():
                 src.last_fingerprint = fp
             self.apply()
@@ -187,8 +194,8 @@ class Binding:
 
     def apply(self) -> None:
         """Point the Neuroglancer layer at the current generations (one state txn)."""
-        urls = {key: self.source_url(key) for key in self.generations}
-        if len(urls) < len(self.sources):
+        urls = {key: self.source_url(key) for key in self.generations if key in self.sources}
+        if len(urls) < sum(src.writes_files for src in self.sources.values()):
             return
         self.viewer._set_layer(self.name, lambda first: self.layer_state(urls, first))
 
