@@ -251,6 +251,7 @@ def to_json(props: dict | SegmentProperties) -> bytes:
 _QUADS = np.frombuffer(
     "".join(f"{i:04d}" for i in range(10_000)).encode(), dtype=np.uint32
 )  # "0000".."9999" as one 4-byte word each
+_CHUNK = 1 << 18  # rows encoded at a time: bounds the temporaries, stays in cache
 _P10 = np.array([10**i for i in range(20)], dtype=np.uint64)
 
 
@@ -309,12 +310,16 @@ def _json_uint_strings(values: np.ndarray) -> list:
     n = len(values)
     if n == 0:
         return [b"[]"]
-    nd = _ndigits(values)
-    width = int(nd.max())
-    digits = _digit_slot(values, width)
-    mask = None if int(nd.min()) == width else _right_mask(nd, width)
-    body = _assemble(n, [(b'"', None), (digits, mask), (b'",', None)])
-    return [b"[", memoryview(body)[:-1], b"]"]
+    bodies = []
+    for lo in range(0, n, _CHUNK):
+        v = values[lo : lo + _CHUNK]
+        nd = _ndigits(v)
+        width = int(nd.max())
+        mask = None if int(nd.min()) == width else _right_mask(nd, width)
+        bodies.append(_assemble(len(v), [(b'"', None), (_digit_slot(v, width), mask),
+                                         (b'",', None)]))
+    bodies[-1] = memoryview(bodies[-1])[:-1]
+    return [b"[", *bodies, b"]"]
 
 
 def _int_slots(values: np.ndarray) -> tuple[list, np.ndarray]:
@@ -418,11 +423,13 @@ def _json_number_array(values: np.ndarray, *, missing: str) -> list:
     n = len(values)
     if n == 0:
         return [b"[]"]
-    if values.dtype.kind == "f":
-        slots = _float_slots(values, missing)
-    else:
-        slots, _ = _int_slots(values)
-    return [b"[", memoryview(_assemble(n, slots + [(b",", None)]))[:-1], b"]"]
+    bodies = []
+    for lo in range(0, n, _CHUNK):
+        v = values[lo : lo + _CHUNK]
+        slots = _float_slots(v, missing) if v.dtype.kind == "f" else _int_slots(v)[0]
+        bodies.append(_assemble(len(v), slots + [(b",", None)]))
+    bodies[-1] = memoryview(bodies[-1])[:-1]
+    return [b"[", *bodies, b"]"]
 
 
 def _json_id_array(ids: np.ndarray) -> list:
