@@ -29,8 +29,6 @@ def run_demo(args: argparse.Namespace) -> int:
                       number_cols=["volume_um3", "area_um2", "n_faces"])
     with viewer.txn() as s:
         s.layout = "3d"
-        s.position = [3000, 1500, 0]
-        s.projection_scale = 12000
         s.selected_layer.layer = "demo shapes"
         s.selected_layer.visible = True
     print("nglive demo: a Neuroglancer viewer of six synthetic meshes with segment properties.")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anywidget
 import neuroglancer
+import numpy as np
 import pandas as pd
 import traitlets
 
@@ -296,15 +297,18 @@ class Viewer(anywidget.AnyWidget):
     def _data_url(self, path: str) -> str:
         return self.server.url_for(path, server_url=self.server_url or None)
 
-    def _set_layer(self, name: str, make: Callable[[bool], dict]) -> None:
+    def _set_layer(self, name: str, make: Callable[[bool], dict], bounds=None) -> None:
         with self.ng.txn() as s:
             if name in s.layers:
                 # keep what the user changed in the viewer (colours, selection, shader)
                 merged = s.layers[name].layer.to_json()
                 merged.update(make(False))
                 s.layers[name] = neuroglancer.viewer_state.make_layer(merged)
-            else:
-                s.layers[name] = neuroglancer.viewer_state.make_layer(make(True))
+                return
+            first_layer = len(s.layers) == 0
+            s.layers[name] = neuroglancer.viewer_state.make_layer(make(True))
+            if first_layer and bounds is not None:
+                _fit_view(s, *bounds)
 
     @traitlets.observe("server_url")
     def _server_url_changed(self, change) -> None:
@@ -336,6 +340,15 @@ class Viewer(anywidget.AnyWidget):
                     "error": f"{errors[-1]}" if errors else None,
                     "server": self.server_url or self.server.server_url,
                 }
+
+
+def _fit_view(state: neuroglancer.ViewerState, lo, hi) -> None:
+    """Centre the view on a bounding box (in nm) and zoom so all of it is visible."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    extent = float(max((hi - lo).max(), 1.0))
+    state.position = ((lo + hi) / 2).tolist()
+    state.projection_scale = extent * 1.5
+    state.cross_section_scale = extent / 500
 
 
 def _clock(t: float | None) -> str | None:

@@ -197,7 +197,12 @@ class Binding:
         urls = {key: self.source_url(key) for key in self.generations if key in self.sources}
         if len(urls) < sum(src.writes_files for src in self.sources.values()):
             return
-        self.viewer._set_layer(self.name, lambda first: self.layer_state(urls, first))
+        self.viewer._set_layer(self.name, lambda first: self.layer_state(urls, first),
+                               bounds=self.view_bounds())
+
+    def view_bounds(self):
+        """(lo, hi) corners in nm to fit the view to when this is the first layer."""
+        return None
 
     def source_url(self, key: str) -> str:
         """The ``precomputed://`` URL of source ``key``'s current generation."""

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ..formats.legacy_mesh import encode_legacy_meshes
@@ -108,6 +109,17 @@ class MeshLayer(Binding):
         if meshes is not None:
             self.meshes = meshes
         return self.refresh(force=df is None and meshes is None, wait=wait)
+
+    def view_bounds(self):
+        los, his = [], []
+        for mesh in self.meshes.values():
+            vertices = np.asarray(mesh.vertices if hasattr(mesh, "vertices") else mesh[0])
+            if len(vertices):
+                los.append(vertices.min(axis=0))
+                his.append(vertices.max(axis=0))
+        if not los:
+            return None
+        return np.min(los, axis=0), np.max(his, axis=0)
 
     def layer_state(self, urls: dict[str, str], first: bool) -> dict:
         state = {"type": "segmentation", "source": [urls["mesh"]]}
