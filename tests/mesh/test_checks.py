@@ -1,0 +1,87 @@
+"""surface_check: watertightness, non-manifold edges, pinched vertices, components."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+from mesh_shapes import solid_torus
+
+from nglive.mesh import AlphaShaper, surface_check
+from nglive.mesh.checks import count_components
+
+TET = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
+
+
+def test_closed_manifold():
+    ico = trimesh.creation.icosphere(subdivisions=2)
+    chk = surface_check(ico.faces)
+    assert chk.watertight and chk.winding_consistent and chk.is_manifold
+    assert chk.n_components == 1
+    assert chk.non_manifold_edges.shape == (0, 2)
+
+
+def test_two_tetrahedra_sharing_a_vertex_are_pinched():
+    faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])
+    mesh = trimesh.Trimesh(np.random.default_rng(0).random((7, 3)), faces, process=False)
+    assert mesh.is_watertight  # trimesh does not see the pinch
+    chk = surface_check(faces)
+    assert chk.watertight and not chk.is_manifold
+    assert chk.pinched_vertices.tolist() == [0]
+    assert chk.n_components == 1  # joined through the vertex, as trimesh's body_count
+
+
+def test_two_tetrahedra_sharing_an_edge_are_not_watertight():
+    other = np.choose(TET, [0, 1, 4, 5])  # vertices 0 and 1 shared
+    faces = np.concatenate([TET, other])
+    chk = surface_check(faces)
+    assert not chk.watertight and not chk.is_manifold
+    assert chk.non_manifold_edges.tolist() == [[0, 1]]
+
+
+def test_open_surface_and_flipped_face():
+    chk = surface_check(TET[:3])
+    assert not chk.watertight
+    assert len(chk.non_manifold_edges) == 3  # the open rim
+    flipped = TET.copy()
+    flipped[0] = flipped[0, [0, 2, 1]]
+    chk = surface_check(flipped)
+    assert chk.watertight and not chk.winding_consistent and not chk.is_manifold
+
+
+def test_empty():
+    chk = surface_check(np.zeros((0, 3), dtype=int))
+    assert chk.n_components == 0
+
+
+def test_components_match_trimesh_body_count():
+    shaper = AlphaShaper(solid_torus(1500, seed=9))
+    for alpha in np.quantile(shaper.critical_alphas, [0.05, 0.2, 0.4, 0.7]):
+        mesh = shaper.mesh(alpha)
+        ref = trimesh.Trimesh(mesh.vertices, mesh.faces)  # processed like tracertools
+        assert count_components(mesh.faces) == ref.body_count
+        assert surface_check(mesh.faces).watertight == ref.is_watertight
+
+
+def test_pinched_vertices_agree_with_open3d():
+    o3d = pytest.importorskip("open3d")
+    shaper = AlphaShaper(solid_torus(3000, seed=8))
+    seen_pinch = False
+    for alpha in np.geomspace(0.2, 0.6, 25):
+        mesh = shaper.mesh(alpha)
+        chk = surface_check(mesh.faces)
+        if not chk.watertight or len(mesh.faces) == 0:
+            continue
+        om = o3d.geometry.TriangleMesh(
+            o3d.utility.Vector3dVector(mesh.vertices), o3d.utility.Vector3iVector(mesh.faces)
+        )
+        ref = np.asarray(om.get_non_manifold_vertices())
+        assert sorted(chk.pinched_vertices.tolist()) == sorted(ref.tolist()), alpha
+        seen_pinch |= chk.pinched_vertices.size > 0
+    if not seen_pinch:  # still compare on a constructed pinch
+        faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])
+        om = o3d.geometry.TriangleMesh(
+            o3d.utility.Vector3dVector(np.random.default_rng(0).random((7, 3))),
+            o3d.utility.Vector3iVector(faces),
+        )
+        assert np.asarray(om.get_non_manifold_vertices()).tolist() == [0]
