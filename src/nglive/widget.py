@@ -17,6 +17,7 @@ import pandas as pd
 import traitlets
 
 from . import live
+from .layers.annotations import AnnotationLayer
 from .layers.base import Binding
 from .layers.meshes import MeshLayer
 from .layers.segment_properties import SegmentPropertiesLayer
@@ -173,6 +174,54 @@ class Viewer(anywidget.AnyWidget):
             self, name, meshes, properties, id_col=id_col, label_col=label_col,
             color_col=color_col, visible_col=visible_col, **property_keywords,
         )
+        return self._bind(layer, wait)
+
+    def add_annotations(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        annotation_type: str = "point",
+        *,
+        properties=(),
+        relationships=(),
+        coord_space="xyz",
+        linked_segmentation: str | dict | None = None,
+        polyline_points: pd.DataFrame | None = None,
+        shader: str | None = None,
+        wait: bool = True,
+        **write_keywords,
+    ) -> AnnotationLayer:
+        """Add an annotation layer whose precomputed source is generated from ``df``, live.
+
+        Parameters
+        ----------
+        name : str
+            Layer name.
+        df : DataFrame
+            One row per annotation, indexed by annotation id; geometry columns named
+            after ``coord_space`` (``x, y, z`` for points; ``xa … zb`` for lines and
+            boxes; ``x … rz`` for ellipsoids). See :func:`nglive.write_annotations`.
+        annotation_type : str
+            "point", "line", "axis_aligned_bounding_box", "ellipsoid" or "polyline".
+        properties, relationships
+            Columns written as annotation properties and as related segment ids.
+        coord_space
+            "xyz", names, a dict or a ``neuroglancer.CoordinateSpace`` (units and
+            scales of the coordinates in ``df``).
+        linked_segmentation : str or dict, optional
+            A segmentation layer name (linked through every relationship) or
+            ``{relationship: layer name}``; selecting segments there filters these
+            annotations.
+        shader : str, optional
+            Annotation shader; by default an rgb/rgba property sets the colour.
+        **write_keywords
+            Passed to the encoder (``write_sharded``, ``target_chunk_limit``, ...).
+        """
+        self._check_new_name(name)
+        layer = AnnotationLayer(
+            self, name, df, annotation_type, coord_space=coord_space, properties=properties,
+            relationships=relationships, linked_segmentation=linked_segmentation,
+            polyline_points=polyline_points, shader=shader, **write_keywords)
         return self._bind(layer, wait)
 
     def add_segment_properties(
