@@ -2,6 +2,7 @@
 
 from .alpha import AlphaReport, AlphaShaper, alpha_shape
 from .checks import SurfaceCheck, surface_check
+from .groups import GroupMeshError, decimate, mesh_from_groups, smooth, union_meshes
 from .repair import RepairError
 from .search import AlphaSearchWarning
 from .spectrum import Spectrum
@@ -12,9 +13,14 @@ __all__ = [
     "AlphaSearchWarning",
     "AlphaShapeInputError",
     "AlphaShaper",
+    "GroupMeshError",
     "RepairError",
     "Spectrum",
     "SurfaceCheck",
     "alpha_shape",
+    "decimate",
+    "mesh_from_groups",
+    "smooth",
     "surface_check",
+    "union_meshes",
 ]

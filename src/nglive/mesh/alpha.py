@@ -89,7 +89,7 @@ class AlphaShaper:
     >>> shaper = AlphaShaper(pts)
     >>> alpha = shaper.auto_alpha()
     >>> mesh = shaper.mesh(alpha)
-    >>> bool(mesh.is_watertight), mesh.volume > 0
+    >>> bool(mesh.is_watertight), bool(mesh.volume > 0)
     (True, True)
     >>> shaper.report(alpha).points_outside >= 0
     True
@@ -161,7 +161,7 @@ class AlphaShaper:
         >>> import numpy as np
         >>> shaper = AlphaShaper(np.random.default_rng(1).random((500, 3)))
         >>> m = shaper.mesh(0.3)
-        >>> m.volume > 0
+        >>> bool(m.volume > 0)
         True
         """
         return self._to_trimesh(
