@@ -19,6 +19,7 @@ import traitlets
 from . import live
 from .layers.annotations import AnnotationLayer
 from .layers.base import Binding
+from .layers.local_annotations import LocalAnnotationLayer
 from .layers.meshes import MeshLayer
 from .layers.segment_properties import SegmentPropertiesLayer
 from .server import DataServer
@@ -223,6 +224,30 @@ class Viewer(anywidget.AnyWidget):
             relationships=relationships, linked_segmentation=linked_segmentation,
             polyline_points=polyline_points, shader=shader, **write_keywords)
         return self._bind(layer, wait)
+
+    def add_local_annotations(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        annotation_type: str = "point",
+        *,
+        coord_space="xyz",
+        wait: bool = True,
+    ) -> LocalAnnotationLayer:
+        """Add editable annotations kept in the viewer state, synced both ways with ``df``.
+
+        Points added, moved or deleted in Neuroglancer change the rows of ``df`` (new
+        rows get the next integer id); edits of ``df`` show in the viewer after the
+        cell. Geometry columns as in :meth:`add_annotations`. Meant for small sets
+        (hundreds to a few thousand annotations); use :meth:`add_annotations` for tables.
+        """
+        self._check_new_name(name)
+        layer = LocalAnnotationLayer(self, name, df, annotation_type, coord_space=coord_space)
+        return self._bind(layer, wait)
+
+    def _check_layers(self) -> None:
+        for layer in list(self.layers.values()):
+            layer.check()
 
     def add_segment_properties(
         self,
