@@ -17,6 +17,7 @@ import pandas as pd
 import traitlets
 
 from . import live
+from .layers.alpha_meshes import AlphaMeshLayer
 from .layers.annotations import AnnotationLayer
 from .layers.base import Binding
 from .layers.local_annotations import LocalAnnotationLayer
@@ -225,6 +226,50 @@ class Viewer(anywidget.AnyWidget):
             polyline_points=polyline_points, shader=shader, **write_keywords)
         return self._bind(layer, wait)
 
+    def add_alpha_mesh(
+        self,
+        name: str,
+        points_df: pd.DataFrame,
+        group_col: str | None = None,
+        alpha="auto",
+        *,
+        coord_space="xyz",
+        fill_cavities: bool = False,
+        repair: bool = True,
+        wait: bool = True,
+    ) -> AlphaMeshLayer:
+        """Add alpha-shape meshes of point groups, re-meshed live as the points change.
+
+        Parameters
+        ----------
+        name : str
+            Layer name.
+        points_df : DataFrame
+            Points with one column per ``coord_space`` name (``x, y, z``), and
+            ``group_col`` if given. A local annotation layer bound to the same table
+            (:meth:`add_local_annotations`) lets points be clicked in the viewer.
+        group_col : str, optional
+            One mesh (segment) per distinct value; without it, one mesh of all points.
+        alpha : float, "auto", "optimal" or dict
+            Initial alpha per group ("auto": the tracertools rule; "optimal": the
+            smallest alpha giving one valid volume containing every point).
+        coord_space
+            Units and scales of the coordinates (meshes are drawn in nm).
+        fill_cavities, repair : bool
+            Fill sealed pockets; grow the shape around non-manifold spots so each mesh
+            is a valid volume.
+
+        Returns
+        -------
+        AlphaMeshLayer
+            ``set_alpha(group, alpha)``, ``reports()``, ``pin()`` and ``tuner()``.
+        """
+        self._check_new_name(name)
+        layer = AlphaMeshLayer(self, name, points_df, group_col=group_col, alpha=alpha,
+                               coord_space=coord_space, fill_cavities=fill_cavities,
+                               repair=repair)
+        return self._bind(layer, wait)
+
     def add_local_annotations(
         self,
         name: str,
@@ -405,7 +450,7 @@ class Viewer(anywidget.AnyWidget):
                     "generations": dict(layer.generations),
                     "updated": _clock(layer.updated),
                     "updating": layer.updating,
-                    "error": layer.error,
+                    "error": "; ".join(layer.problems()) or None,
                 })
             errors = [la["error"] for la in layers if la["error"]]
             with contextlib.suppress(Exception):  # the comm may be closed

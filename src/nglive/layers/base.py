@@ -213,6 +213,10 @@ class Binding:
         """Post-cell check: regenerate in the background if bound data changed."""
         self.refresh(wait=False)
 
+    def problems(self) -> list[str]:
+        """What the status line should show as wrong with this layer."""
+        return [self.error] if self.error else []
+
     def wait(self, timeout: float | None = 60) -> None:
         """Block until the last update finished; re-raise its error if it failed."""
         if self._last_future is not None:
