@@ -139,3 +139,25 @@ def test_snap_and_svg_helpers():
                           "is_volume": [0, 1, 1]})
     svg = spectrum_svg(table, 2.0)
     assert svg.count("<circle") == 3 and "#c62828" in svg and "stroke-dasharray" in svg
+
+
+def test_points_added_in_the_viewer_reshape_the_mesh(viewer):
+    import time
+
+    import neuroglancer
+
+    rng = np.random.default_rng(2)
+    points = pd.DataFrame(ball(rng, 0, 300), columns=list("xyz"))
+    viewer.add_local_annotations("clicks", points)
+    alpha = viewer.add_alpha_mesh("shape", points, alpha=1000.0)
+    before = alpha.groups["shape"].report["volume"]
+    with viewer.txn() as s:  # a point placed far out, as a click in the viewer would
+        s.layers["clicks"].annotations.append(
+            neuroglancer.PointAnnotation(id="feedbeef", point=[400.0, 0.0, 0.0]))
+    deadline = time.monotonic() + 10
+    while alpha.generations["mesh"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alpha.wait()
+    assert len(points) == 301
+    assert alpha.groups["shape"].n_points == 301
+    assert alpha.groups["shape"].report["volume"] > before * 1.2
