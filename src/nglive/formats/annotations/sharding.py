@@ -79,3 +79,4 @@ def pack_sharded(indexes: list[tuple[str, dict, list[bytes], list[bytes]]]) -> d
     names = base.list().result()
     reads = [base.read(name) for name in names]
     return {name.decode(): r.result().value for name, r in zip(names, reads, strict=True)}
+

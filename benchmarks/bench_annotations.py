@@ -1,0 +1,126 @@
+"""Annotation writers side by side: nglive, ngsidekick, neuroglancer's AnnotationWriter.
+
+Points with one float32 property and one uint64 relationship (~N/100 distinct segments),
+sharded where the tool can shard. Every (tool, size) runs in a fresh subprocess so that
+ru_maxrss is that run's peak memory; the table is built in the child, so peak memory
+includes the input DataFrame for every tool alike.
+
+    python benchmarks/bench_annotations.py [--sizes 10000 100000 1000000] [--ng-max 100000]
+
+Writes benchmarks/results/annotations.json. Needs: ngsidekick (with duckdb<2 for its
+sharded writer), neuroglancer, tensorstore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_points(n: int, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "x": rng.uniform(0, 100_000, n), "y": rng.uniform(0, 100_000, n),
+        "z": rng.uniform(0, 40_000, n),
+        "score": rng.random(n).astype(np.float32),
+        "segment": rng.integers(1, max(2, n // 100) + 1, n).astype(np.uint64),
+    })
+    df.index = df.index.astype(np.uint64)
+    return df
+
+
+def run_one(tool: str, n: int, out: str) -> dict:
+    df = make_points(n)
+    t0 = time.perf_counter()
+    if tool == "nglive":
+        from nglive.formats.annotations import write_annotations
+
+        write_annotations(df, "xyz", "point", properties=["score"], relationships=["segment"],
+                          output_dir=out)
+    elif tool == "ngsidekick":
+        from ngsidekick import write_precomputed_annotations
+
+        write_precomputed_annotations(df, "xyz", "point", properties=["score"],
+                                      relationships=["segment"], output_dir=out)
+    elif tool == "neuroglancer":
+        import neuroglancer
+        from neuroglancer.write_annotations import AnnotationWriter
+
+        cs = neuroglancer.CoordinateSpace(names=["x", "y", "z"], units="nm", scales=[1, 1, 1])
+        w = AnnotationWriter(cs, "point", relationships=["segment"], properties=[
+            neuroglancer.AnnotationPropertySpec(id="score", type="float32")])
+        xyz = df[["x", "y", "z"]].to_numpy()
+        score = df["score"].to_numpy()
+        seg = df["segment"].to_numpy()
+        for i in range(n):
+            w.add_point(xyz[i], id=int(df.index[i]), score=float(score[i]),
+                        segment=[int(seg[i])])
+        w.write(out)
+    else:
+        raise ValueError(tool)
+    seconds = time.perf_counter() - t0
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    files = sum(len(fs) for _, _, fs in os.walk(out))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    return {"tool": tool, "n": n, "seconds": round(seconds, 3), "peak_mb": round(peak / 2**20),
+            "output_mb": round(size / 2**20, 2), "files": files}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--ng-max", type=int, default=100_000,
+                    help="largest size for neuroglancer's AnnotationWriter (slow)")
+    ap.add_argument("--tools", nargs="+", default=["nglive", "ngsidekick", "neuroglancer"])
+    ap.add_argument("--child", nargs=2, metavar=("TOOL", "N"))
+    args = ap.parse_args()
+    if args.child:
+        out = tempfile.mkdtemp(prefix="bench-annot-")
+        try:
+            print(json.dumps(run_one(args.child[0], int(args.child[1]), out)))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        return
+    rows = []
+    for n in args.sizes:
+        for tool in args.tools:
+            if tool == "neuroglancer" and n > args.ng_max:
+                continue
+            p = subprocess.run([sys.executable, __file__, "--child", tool, str(n)],
+                               capture_output=True, text=True)
+            if p.returncode:
+                row = {"tool": tool, "n": n, "error": p.stderr.strip().splitlines()[-1:]}
+            else:
+                row = json.loads(p.stdout.strip().splitlines()[-1])
+            print(row, flush=True)
+            rows.append(row)
+    versions = {}
+    for mod in ("ngsidekick", "neuroglancer", "tensorstore", "duckdb", "numpy", "pandas"):
+        try:
+            from importlib.metadata import version
+            versions[mod] = version(mod)
+        except Exception:  # noqa: BLE001 - a missing tool is recorded as such
+            versions[mod] = None
+    result = {"benchmark": "points, float32 property, one uint64 relationship, sharded",
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+              "versions": versions, "rows": rows}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "annotations.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
