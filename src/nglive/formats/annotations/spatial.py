@@ -59,8 +59,8 @@ def next_grid(grid_shape: np.ndarray, chunk_size: np.ndarray):
 
     Examples
     --------
-    >>> next_grid(np.array([1, 1, 1]), np.array([100.0, 60.0, 10.0]))
-    (array([2, 2, 1]), array([50., 30., 10.]))
+    >>> next_grid(np.array([1, 1, 1]), np.array([100.0, 80.0, 10.0]))
+    (array([2, 2, 1]), array([50., 40., 10.]))
     """
     target = chunk_size.max() / 2
     split = chunk_size > target * np.sqrt(2)
