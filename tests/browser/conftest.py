@@ -66,3 +66,7 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+# JupyterLab servers for the notebook tests (tests/browser/jupyter_fixtures.py).
+from .jupyter_fixtures import jupyter_lab  # noqa: E402, F401

@@ -14,7 +14,6 @@ import time
 from .jupyter_fixtures import (
     REQUEST_LOG_CELL,
     cell_errors,
-    jupyter_lab,  # noqa: F401 — fixture
     open_notebook,
     read_request_log,
     run_cells,
@@ -43,7 +42,7 @@ with viewer.txn() as s:
 EDIT_CELL = 'table.loc[0, "name"] = "renamed-sphere"\n'
 
 
-def test_in_place_edit_reaches_the_viewer_in_jupyterlab(jupyter_lab, page):  # noqa: F811
+def test_in_place_edit_reaches_the_viewer_in_jupyterlab(jupyter_lab, page):
     t0 = time.monotonic()
     lab = jupyter_lab()
     log_path = lab.root_dir / "requests.jsonl"

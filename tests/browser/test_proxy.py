@@ -19,7 +19,6 @@ from .imaging import non_background_fraction
 from .jupyter_fixtures import (
     REQUEST_LOG_CELL,
     cell_errors,
-    jupyter_lab,  # noqa: F401 — fixture
     open_notebook,
     read_request_log,
     run_cells,
@@ -46,7 +45,7 @@ _server.DataServer._record = _logging_record
 """
 
 
-def test_quickstart_through_jupyter_server_proxy(jupyter_lab, playwright_instance,  # noqa: F811
+def test_quickstart_through_jupyter_server_proxy(jupyter_lab, playwright_instance,
                                                 chromium_executable, tmp_path):
     lab = jupyter_lab(base_url=BASE_URL, extra_args=[
         # accept the Host header of the non-loopback name (the server still binds 127.0.0.1)
