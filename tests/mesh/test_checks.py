@@ -8,7 +8,7 @@ import trimesh
 from mesh_shapes import solid_torus
 
 from nglive.mesh import AlphaShaper, surface_check
-from nglive.mesh.checks import count_components
+from nglive.mesh.checks import count_components, is_closed_manifold
 
 TET = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
 
@@ -85,3 +85,16 @@ def test_pinched_vertices_agree_with_open3d():
             o3d.utility.Vector3iVector(faces),
         )
         assert np.asarray(om.get_non_manifold_vertices()).tolist() == [0]
+
+
+def test_fast_yes_no_agrees_with_full_check():
+    shaper = AlphaShaper(solid_torus(3000, seed=8))
+    answers = set()
+    for alpha in np.geomspace(0.2, 2.0, 40):
+        faces = shaper.faces(alpha)
+        full = surface_check(faces).is_manifold and len(faces) > 0
+        assert is_closed_manifold(faces) == full, alpha
+        answers.add(full)
+    assert answers == {True, False}
+    faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])
+    assert not is_closed_manifold(faces) and not is_closed_manifold(TET[:3])

@@ -13,7 +13,13 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-__all__ = ["SurfaceCheck", "count_components", "pinched_vertices", "surface_check"]
+__all__ = [
+    "SurfaceCheck",
+    "count_components",
+    "is_closed_manifold",
+    "pinched_vertices",
+    "surface_check",
+]
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,25 @@ def count_components(faces: np.ndarray, n_vertices: int | None = None) -> int:
     return int(csgraph.connected_components(g, directed=False)[0])
 
 
+def _fans(faces: np.ndarray, key: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    """Pinched vertices, given the directed edge keys and their sort order."""
+    tails, heads = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
+    rev = heads * n + tails
+    pos = np.minimum(np.searchsorted(key, rev, sorter=order), len(key) - 1)
+    partner = order[pos]
+    ok = key[partner] == rev
+    # corner 3f+j sits at faces[f, j]; its face's edge j leaves it, and the reverse edge
+    # (in the neighbouring face) arrives at the same vertex: link the two corners
+    nc = faces.size
+    arrive = (partner // 3) * 3 + (partner % 3 + 1) % 3
+    src = np.flatnonzero(ok)
+    g = sparse.coo_matrix((np.ones(src.size, dtype=np.int8), (src, arrive[ok])), shape=(nc, nc))
+    n_fans, label = csgraph.connected_components(g, directed=False)
+    fan_vertex = np.zeros(n_fans, dtype=np.int64)
+    fan_vertex[label] = tails
+    return np.flatnonzero(np.bincount(fan_vertex, minlength=n) > 1)
+
+
 def pinched_vertices(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
     """Vertices around which the faces form more than one fan.
 
@@ -91,27 +116,37 @@ def pinched_vertices(faces: np.ndarray, n_vertices: int | None = None) -> np.nda
     if faces.size == 0:
         return np.zeros(0, dtype=np.int64)
     n = int(faces.max()) + 1 if n_vertices is None else n_vertices
+    key, _ = _directed_keys(faces, n)
+    return _fans(faces, key, np.argsort(key), n)
+
+
+def is_closed_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
+    """Fast yes/no: watertight, consistently wound and without pinched vertices.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> is_closed_manifold(trimesh.creation.icosphere().faces)
+    True
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if faces.size == 0:
+        return False
+    n = int(faces.max()) + 1 if n_vertices is None else n_vertices
     key, rev = _directed_keys(faces, n)
-    order = np.argsort(key, kind="stable")
-    pos = np.searchsorted(key, rev, sorter=order)
-    pos = np.minimum(pos, len(key) - 1)
-    partner = order[pos]
-    ok = key[partner] == rev
-    # corner 3f+j sits at faces[f, j]; its face's edge j leaves it, and the reverse edge
-    # (in the neighbouring face) arrives at the same vertex: link the two corners
-    nc = faces.size
-    arrive = (partner // 3) * 3 + (partner % 3 + 1) % 3
-    src = np.arange(nc)[ok]
-    g = sparse.coo_matrix((np.ones(src.size, dtype=np.int8), (src, arrive[ok])), shape=(nc, nc))
-    n_fans, label = csgraph.connected_components(g, directed=False)
-    vert = faces.reshape(-1)
-    fan_vertex = np.zeros(n_fans, dtype=np.int64)
-    fan_vertex[label] = vert
-    counts = np.bincount(fan_vertex, minlength=n)
-    return np.flatnonzero(counts > 1)
+    order = np.argsort(key)
+    skey = key[order]
+    if np.any(skey[1:] == skey[:-1]):  # an edge twice in one direction
+        return False
+    pos = np.minimum(np.searchsorted(skey, rev), len(skey) - 1)
+    if np.any(skey[pos] != rev):  # an edge without its reverse: a hole
+        return False
+    return _fans(faces, key, order, n).size == 0
 
 
-def surface_check(faces: np.ndarray, n_vertices: int | None = None) -> SurfaceCheck:
+def surface_check(
+    faces: np.ndarray, n_vertices: int | None = None, *, components: bool = True
+) -> SurfaceCheck:
     """Check a triangle mesh for watertightness, winding and manifoldness.
 
     Parameters
@@ -120,6 +155,8 @@ def surface_check(faces: np.ndarray, n_vertices: int | None = None) -> SurfaceCh
         ``(k, 3)`` vertex indices.
     n_vertices : int, optional
         Number of vertices (defaults to ``faces.max() + 1``).
+    components : bool
+        Count connected components (``-1`` when False).
 
     Returns
     -------
@@ -136,20 +173,28 @@ def surface_check(faces: np.ndarray, n_vertices: int | None = None) -> SurfaceCh
         empty = np.zeros((0, 2), dtype=np.int64)
         return SurfaceCheck(True, True, empty, np.zeros(0, dtype=np.int64), 0)
     n = int(faces.max()) + 1 if n_vertices is None else n_vertices
-    key, _ = _directed_keys(faces, n)
-    tails, heads = key // n, key % n
-    und = np.minimum(tails, heads) * n + np.maximum(tails, heads)
-    uk, ucount = np.unique(und, return_counts=True)
-    bad = uk[ucount != 2]
-    non_manifold = np.stack([bad // n, bad % n], axis=1)
-    watertight = bad.size == 0
-    skey = np.sort(key)
-    winding = watertight and not bool(np.any(skey[1:] == skey[:-1]))
-    pinched = pinched_vertices(faces, n) if winding else np.zeros(0, dtype=np.int64)
+    key, rev = _directed_keys(faces, n)
+    order = np.argsort(key)
+    skey = key[order]
+    unique_dir = not bool(np.any(skey[1:] == skey[:-1]))
+    pos = np.minimum(np.searchsorted(skey, rev), len(skey) - 1)
+    paired = bool(np.all(skey[pos] == rev))
+    if unique_dir and paired:  # the common case: every edge once each way
+        watertight = winding = True
+        non_manifold = np.zeros((0, 2), dtype=np.int64)
+    else:
+        tails, heads = key // n, key % n
+        und = np.minimum(tails, heads) * n + np.maximum(tails, heads)
+        uk, ucount = np.unique(und, return_counts=True)
+        bad = uk[ucount != 2]
+        non_manifold = np.stack([bad // n, bad % n], axis=1)
+        watertight = bad.size == 0
+        winding = False
+    pinched = _fans(faces, key, order, n) if winding else np.zeros(0, dtype=np.int64)
     return SurfaceCheck(
         watertight=watertight,
         winding_consistent=winding,
         non_manifold_edges=non_manifold,
         pinched_vertices=pinched,
-        n_components=count_components(faces, n),
+        n_components=count_components(faces, n) if components else -1,
     )

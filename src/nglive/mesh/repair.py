@@ -123,7 +123,7 @@ def repair_manifold(
     n = len(t.points)
     for _ in range(max_rounds):
         faces = t.boundary_of(kept)
-        chk = surface_check(faces, n)
+        chk = surface_check(faces, n, components=False)
         if chk.is_manifold:
             return kept, int(kept.sum()) - start
         grow = []

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .checks import count_components, surface_check
+from .checks import count_components, is_closed_manifold
 
 __all__ = ["AlphaSearchWarning", "auto_alpha", "optimal_alpha", "start_alpha"]
 
@@ -29,7 +29,7 @@ def start_alpha(points: np.ndarray) -> float:
     >>> start_alpha(np.arange(12.0).reshape(4, 3))  # neighbours sqrt(27) apart
     7.794228634059948
     """
-    d, _ = cKDTree(points).query(points, k=2)
+    d, _ = cKDTree(points).query(points, k=2, workers=-1)
     return 1.5 * float(np.median(d[:, 1]))
 
 
@@ -180,8 +180,7 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
 
     def valid(i: int) -> bool:
         if i not in memo:
-            chk = surface_check(t.boundary(cand[i]), n)
-            memo[i] = chk.is_manifold
+            memo[i] = is_closed_manifold(t.boundary(cand[i]), n)
         return memo[i]
 
     if cand.size == 0:

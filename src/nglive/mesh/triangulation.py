@@ -268,27 +268,48 @@ class Triangulation:
         r = self.radius_sorted
         return np.unique(r[np.isfinite(r)])
 
-    @cached_property
-    def _solid_forest(self) -> np.ndarray:
-        """Sorted weights of a minimum spanning forest over face-adjacent tetrahedra.
+    def _solid_forest(self, base: float) -> tuple[int, np.ndarray]:
+        """Joins at ``base`` and sorted weights of a spanning forest for alphas above it.
 
-        Two tetrahedra sharing a triangle are joined once alpha exceeds the larger radius.
-        The number of solids (face-connected groups of kept tetrahedra) at alpha is the
-        number of kept tetrahedra minus the forest edges lighter than alpha.
+        Two tetrahedra sharing a triangle are joined once alpha exceeds the larger radius,
+        so the number of solids (face-connected groups of kept tetrahedra) at alpha is the
+        number of kept tetrahedra minus the edges of a minimum spanning forest lighter
+        than alpha. Everything joined below ``base`` is contracted first (one connected-
+        components pass), which leaves a small graph for the spanning forest when
+        ``base`` is high, as it is for :func:`~nglive.mesh.search.optimal_alpha`.
+        The forest for the lowest base asked for so far is cached.
         """
+        cached = getattr(self, "_forest_cache", None)
+        if cached is not None and cached[0] <= base:
+            return cached[1], cached[2]
         inner = self.tri_other >= 0
         a, b = self.tri_side[inner], self.tri_other[inner]
         w = np.maximum(self.radius[a], self.radius[b])
-        fin = np.isfinite(w)
         m = len(self.tetra)
-        g = sparse.coo_matrix((w[fin], (a[fin], b[fin])), shape=(m, m)).tocsr()
-        return np.sort(csgraph.minimum_spanning_tree(g).data)
+        low = w < base
+        g = sparse.coo_matrix(
+            (np.ones(int(low.sum()), dtype=np.int8), (a[low], b[low])), shape=(m, m)
+        )
+        n_comp, label = csgraph.connected_components(g, directed=False)
+        kept = self.radius < base
+        joins = int(kept.sum()) - int(np.unique(label[kept]).size)
+        hi = ~low & np.isfinite(w)
+        la, lb, wh = label[a[hi]], label[b[hi]], w[hi]
+        real = la != lb
+        la, lb, wh = np.minimum(la[real], lb[real]), np.maximum(la[real], lb[real]), wh[real]
+        order = np.argsort(wh, kind="stable")  # keep the lightest of parallel edges
+        _, first = np.unique((la.astype(np.int64) * n_comp + lb)[order], return_index=True)
+        pick = order[first]
+        g = sparse.coo_matrix((wh[pick], (la[pick], lb[pick])), shape=(n_comp, n_comp))
+        weights = np.sort(csgraph.minimum_spanning_tree(g.tocsr()).data)
+        self._forest_cache = (base, joins, weights)
+        return joins, weights
 
     def n_solids(self, alpha) -> np.ndarray | int:
         """Face-connected groups of kept tetrahedra at ``alpha`` (vectorised over alphas)."""
+        base_joins, weights = self._solid_forest(float(np.min(alpha)))
         kept = np.searchsorted(self.radius_sorted, alpha, "left")
-        joins = np.searchsorted(self._solid_forest, alpha, "left")
-        return kept - joins
+        return kept - base_joins - np.searchsorted(weights, alpha, "left")
 
     def n_solids_of(self, kept: np.ndarray) -> int:
         inner = self.tri_other >= 0
