@@ -207,7 +207,18 @@ def _next_id(index: pd.Index) -> int:
 
 
 def _kernel_loop():
-    """The running event loop of the calling (kernel) thread, if any."""
+    """The Jupyter kernel's event loop, when called from a kernel's cell; else None.
+
+    Only a kernel's loop is used: another running loop in the thread (Playwright's,
+    say) may not run between cells, and edits would wait for it forever.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
