@@ -195,10 +195,19 @@ def run_cells(page, start: int, stop: int | None = None) -> None:
 
 
 def cell_errors(page) -> list[str]:
-    """Texts of error outputs in the open notebook."""
-    return page.locator(".jp-OutputArea-output[data-mime-type*='error'], "
-                        ".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']"
-                        ).all_inner_texts()
+    """``ename: evalue`` of every error output in the open notebook (warnings excluded)."""
+    return page.evaluate("""() => {
+      const nb = window.jupyterapp.shell.currentWidget.content;
+      const errors = [];
+      for (const cell of nb.model.cells) {
+        if (cell.type !== 'code') continue;
+        for (let i = 0; i < cell.outputs.length; i++) {
+          const out = cell.outputs.get(i).toJSON();
+          if (out.output_type === 'error') errors.push(`${out.ename}: ${out.evalue}`);
+        }
+      }
+      return errors;
+    }""")
 
 
 def read_request_log(path: Path) -> list[dict]:

@@ -91,13 +91,11 @@ def test_quickstart_through_jupyter_server_proxy(jupyter_lab, playwright_instanc
                             and r["status"] == 200, 40, f"a request for {key}*")
         wait_for_logged(log_path, lambda r: "/fragment/" in r["key"] and r["status"] == 200,
                         30, "a mesh fragment request")
-        # the page's own requests for the info files went through the proxy
-        for kind in ("mesh", "properties"):
-            wait_until(
-                lambda kind=kind: any(u.startswith(proxied_data) and f"/shapes/{kind}/" in u
-                                      and u.endswith("/info") for u in seen), 10,
-                lambda kind=kind: f"no proxied {kind} info request among "
-                f"{[u for u in seen if '/nglive/' in u]}")
+        # Playwright's request events: the viewer page came through the proxy and no data
+        # request went around it (they miss the web worker's requests: see the net log below)
+        assert any(u.startswith(src) for u in seen), "no request event for the viewer page"
+        direct = [u for u in seen if "/nglive/" in u and not u.startswith(proxied_data)]
+        assert not direct, f"data requests that bypassed the proxy: {direct[:5]}"
 
         frame = page.frame_locator("iframe.nglive-frame")
         # the quickstart renamed the sphere in place: the Seg. tab shows the new label
