@@ -2,6 +2,25 @@
 // Plain ES module, no build step. The server-address logic is exported for tests.
 
 const PROBE_TIMEOUT_MS = 3000;
+const ACK_TIMEOUT_MS = 5000;
+
+// Resolves once the status from Python names ``url`` as its server, or after ``ms``.
+export function serverAcknowledged(model, url, ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      model.off("change:status", check);
+      resolve();
+    };
+    const check = () => {
+      const status = model.get("status");
+      if (status && status.server === url) done();
+    };
+    const timer = setTimeout(done, ms);
+    model.on("change:status", check);
+    check();
+  });
+}
 
 export function isLoopbackHost(host) {
   return (
@@ -120,14 +139,18 @@ function render({ model, el }) {
   showStatus();
 
   let cancelled = false;
-  resolveServerUrl(model).then((url) => {
+  resolveServerUrl(model).then(async (url) => {
     if (cancelled) return;
     root.dataset.serverUrl = url;
     if (model.get("server_url") !== url) {
       model.set("server_url", url);
       model.save_changes();
+      // Wait until Python has rewritten the layer sources for this address, so the
+      // client does not first fetch from one it cannot reach (a busy kernel: give up
+      // waiting after a while; the sources follow as soon as the kernel is free).
+      await serverAcknowledged(model, url, ACK_TIMEOUT_MS);
     }
-    frame.src = url + model.get("viewer_path");
+    if (!cancelled) frame.src = url + model.get("viewer_path");
   });
   return () => {
     cancelled = true;

@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import { candidateServerUrls, isLoopbackHost, jupyterBaseUrl, statusText } from "./widget.js";
+import {
+  candidateServerUrls,
+  isLoopbackHost,
+  jupyterBaseUrl,
+  serverAcknowledged,
+  statusText,
+} from "./widget.js";
 
 const direct = "http://127.0.0.1:8123";
 
@@ -67,4 +73,26 @@ test("status line text", () => {
   });
   assert.equal(text, "shapes [mesh@0 properties@2] updated 12:00:01");
   assert.match(statusText({ layers: [{ name: "a", generations: {}, error: "bad" }] }), /error/);
+});
+
+test("waits for Python to acknowledge the server address, or times out", async () => {
+  const handlers = {};
+  let status = { server: "http://old" };
+  const model = {
+    get: () => status,
+    on: (ev, fn) => (handlers[ev] = fn),
+    off: (ev) => delete handlers[ev],
+  };
+  const start = Date.now();
+  const waiting = serverAcknowledged(model, "http://new", 2000);
+  setTimeout(() => {
+    status = { server: "http://new" };
+    handlers["change:status"]();
+  }, 50);
+  await waiting;
+  assert.ok(Date.now() - start < 1000);
+  assert.equal(handlers["change:status"], undefined);
+  const t0 = Date.now();
+  await serverAcknowledged(model, "http://never", 100);
+  assert.ok(Date.now() - t0 >= 90);
 });

@@ -431,10 +431,16 @@ class Viewer(anywidget.AnyWidget):
 
     @traitlets.observe("server_url")
     def _server_url_changed(self, change) -> None:
-        # The browser found another way to the server: rewrite every source URL.
-        for layer in list(self.layers.values()):
-            if layer.generations:
-                self._executor.submit(layer.apply)
+        # The browser found another way to the server: rewrite every source URL, then
+        # say so in the status (the front-end waits for that before loading the client,
+        # so the client never starts on addresses it cannot reach).
+        def rewrite():
+            for layer in list(self.layers.values()):
+                if layer.generations:
+                    layer.apply()
+            self._publish_status()
+
+        self._executor.submit(rewrite)
 
     def _note_error(self, layer: Binding, error: BaseException, tb: str) -> None:
         self._last_error = f"{layer.name}: {type(error).__name__}: {error}"

@@ -211,11 +211,12 @@ class AlphaMeshLayer(Binding):
 
     # -- public --------------------------------------------------------------------------
 
-    def update(self, df: pd.DataFrame | None = None, *, wait: bool = True):
+    def update(self, df: pd.DataFrame | None = None, *, force: bool = False,
+               wait: bool = True):
         """Re-mesh from a new points table (or the bound one, re-read)."""
         if df is not None:
             self.df = df
-        return self.refresh(force=df is None, wait=wait)
+        return self.refresh(force=force, retry_failed=True, wait=wait)
 
     def set_alpha(self, group=None, alpha="auto", *, wait: bool = True):
         """Set one group's alpha (a number, "auto" or "optimal") and re-mesh it.

@@ -76,13 +76,14 @@ class AnnotationLayer(Binding):
         self.info = json.loads(files["info"])
         return files
 
-    def update(self, df: pd.DataFrame | None = None, *, polyline_points=None, wait: bool = True):
+    def update(self, df: pd.DataFrame | None = None, *, polyline_points=None,
+               force: bool = False, wait: bool = True):
         """Regenerate from a new table (or the bound one, re-read)."""
         if df is not None:
             self.df = df
         if polyline_points is not None:
             self.polyline_points = polyline_points
-        return self.refresh(force=df is None and polyline_points is None, wait=wait)
+        return self.refresh(force=force, retry_failed=True, wait=wait)
 
     def view_bounds(self):
         lo = self.info.get("lower_bound")

@@ -115,23 +115,29 @@ class Binding:
 
     # -- updating --------------------------------------------------------------------------
 
-    def _changed_sources(self, force: bool) -> dict[str, tuple[BoundSource, bytes]]:
+    def _changed_sources(self, force: bool, retry_failed: bool = False
+                         ) -> dict[str, tuple[BoundSource, bytes]]:
         changed = {}
         for key, src in self.sources.items():
             fp = src.fingerprint()
-            if force or (fp != src.last_fingerprint and fp != src.failed_fingerprint):
+            failed_before = fp == src.failed_fingerprint and not retry_failed
+            if force or (fp != src.last_fingerprint and not failed_before):
                 changed[key] = (src, fp)
         return changed
 
-    def refresh(self, *, force: bool = False, wait: bool = True) -> concurrent.futures.Future:
+    def refresh(self, *, force: bool = False, wait: bool = True,
+                retry_failed: bool = False) -> concurrent.futures.Future:
         """Regenerate every source whose inputs changed (all of them with ``force``).
+
+        Inputs that failed to encode are not retried after every cell until they
+        change, but an explicit ``update()`` (``retry_failed``) tries them again.
 
         Snapshots are taken now, in the calling thread; encoding, writing and the
         switch of the viewer happen on the Viewer's worker thread. With ``wait`` the
         call blocks and re-raises an encoding error (the viewer keeps its last good
         data either way; the widget's status line shows the error).
         """
-        changed = self._changed_sources(force)
+        changed = self._changed_sources(force, retry_failed)
         if not changed:
             fut: concurrent.futures.Future = concurrent.futures.Future()
             fut.set_result(self.generations.copy())

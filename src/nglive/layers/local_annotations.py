@@ -109,11 +109,12 @@ class LocalAnnotationLayer(Binding):
                 del state["tool"]
         return state
 
-    def update(self, df: pd.DataFrame | None = None, *, wait: bool = True):
+    def update(self, df: pd.DataFrame | None = None, *, force: bool = False,
+               wait: bool = True):
         """Push the (new or edited) table to the viewer."""
         if df is not None:
             self.df = df
-        return self.refresh(force=df is None, wait=wait)
+        return self.refresh(force=force, retry_failed=True, wait=wait)
 
     # -- viewer -> DataFrame ------------------------------------------------------------
 

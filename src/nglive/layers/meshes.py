@@ -89,7 +89,7 @@ class MeshLayer(Binding):
                                 exclude=(self.color_col, self.visible_col))
 
     def update(self, df: pd.DataFrame | None = None, *, meshes: Mapping | None = None,
-               wait: bool = True):
+               force: bool = False, wait: bool = True):
         """Regenerate from new or edited data.
 
         Parameters
@@ -98,6 +98,8 @@ class MeshLayer(Binding):
             A new properties table (else the bound one, re-read).
         meshes : mapping, optional
             New ``{segment id: mesh}`` (else the bound ones, re-read).
+        force : bool
+            Regenerate every source, changed or not (by default only what changed).
         wait : bool
             Block until the viewer has the new data and re-raise any error.
         """
@@ -108,7 +110,7 @@ class MeshLayer(Binding):
                 self.bind_properties(df)
         if meshes is not None:
             self.meshes = meshes
-        return self.refresh(force=df is None and meshes is None, wait=wait)
+        return self.refresh(force=force, retry_failed=True, wait=wait)
 
     def view_bounds(self):
         los, his = [], []

@@ -154,11 +154,12 @@ class SegmentPropertiesLayer(Binding):
         return default_keywords(self.df, self.id_col, self.label_col, self.keywords,
                                 exclude=(self.color_col, self.visible_col))
 
-    def update(self, df: pd.DataFrame | None = None, *, wait: bool = True):
+    def update(self, df: pd.DataFrame | None = None, *, force: bool = False,
+               wait: bool = True):
         """Regenerate from ``df`` (a new table) or the bound table re-read."""
         if df is not None:
             self.df = df
-        return self.refresh(force=df is None, wait=wait)
+        return self.refresh(force=force, retry_failed=True, wait=wait)
 
     def layer_state(self, urls: dict[str, str], first: bool) -> dict:
         own = f"/{self.viewer.server.token}/{self.prefix}/"
