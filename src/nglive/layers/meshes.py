@@ -19,14 +19,21 @@ if TYPE_CHECKING:
 
 
 def _mesh_fingerprint(meshes: Mapping) -> bytes:
-    # trimesh caches a content hash per mesh, so this costs little after the first call
+    # Content hashes of vertices and faces. trimesh's arrays cache theirs until they
+    # change, so this costs little after the first call. (Not ``identifier_hash``: it is
+    # blind to rigid moves and overflows for large coordinates, e.g. a neuropil in nm.)
     h = hashlib.blake2b(digest_size=16)
     for sid, mesh in meshes.items():
         h.update(repr(sid).encode())
-        if hasattr(mesh, "identifier_hash"):
-            h.update(str(mesh.identifier_hash).encode())
-        else:
-            h.update(repr(mesh).encode())
+        parts = (mesh.vertices, mesh.faces) if hasattr(mesh, "vertices") else mesh
+        for part in parts:
+            if hasattr(part, "_dirty_hash"):  # a trimesh TrackedArray
+                h.update(f"{part.shape}{part.dtype}{hash(part)}".encode())
+            else:
+                arr = np.ascontiguousarray(part)
+                h.update(f"{arr.shape}{arr.dtype}".encode())
+                h.update(arr.view(np.uint8).tobytes() if arr.dtype != object
+                         else repr(arr.tolist()).encode())
     return h.digest()
 
 
