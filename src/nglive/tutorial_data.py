@@ -179,8 +179,10 @@ def neuron_table(synapses: pd.DataFrame | None = None) -> pd.DataFrame:
     neurons = _skeletons()
     ids = _ids(neurons)
     syn = synapse_table() if synapses is None else synapses
-    counts = pd.crosstab(syn["neuron_id"], syn["type"], dropna=False).reindex(
-        index=pd.Index(ids), columns=["pre", "post"], fill_value=0)
+    row = pd.Index(ids).get_indexer(syn["neuron_id"].to_numpy(np.uint64))
+    kind = syn["type"].astype(str).to_numpy()
+    counts = {t: np.bincount(row[(kind == t) & (row >= 0)], minlength=len(ids))
+              for t in ("pre", "post")}
     names = [str(n.name) for n in neurons]
     return pd.DataFrame({
         "segment_id": ids,
@@ -189,8 +191,8 @@ def neuron_table(synapses: pd.DataFrame | None = None) -> pd.DataFrame:
         "color": list(NEURON_COLORS[: len(ids)]),
         "cable_length_um": (np.asarray(neurons.cable_length, np.float64)
                             * VOXEL_NM / 1e3).astype(np.float32),
-        "n_pre": counts["pre"].to_numpy(np.int32),
-        "n_post": counts["post"].to_numpy(np.int32),
+        "n_pre": counts["pre"].astype(np.int32),
+        "n_post": counts["post"].astype(np.int32),
         "has_soma": np.array([n.soma is not None for n in neurons]),
     })
 
