@@ -143,6 +143,7 @@ class Viewer(anywidget.AnyWidget):
         label_col: str | None = None,
         color_col: str | None = None,
         visible_col: str | None = None,
+        coord_space="xyz",
         wait: bool = True,
         **property_keywords,
     ) -> MeshLayer:
@@ -153,7 +154,8 @@ class Viewer(anywidget.AnyWidget):
         name : str
             Layer name.
         meshes : mapping
-            ``{segment id: trimesh.Trimesh or (vertices, faces)}``; vertices in nm.
+            ``{segment id: trimesh.Trimesh or (vertices, faces)}``, vertices in
+            ``coord_space`` units (nm by default).
         properties : DataFrame, optional
             One row per segment: ``id_col``, a label column and numeric columns
             (numbers) and boolean columns (tags) by default; any keyword of
@@ -162,6 +164,9 @@ class Viewer(anywidget.AnyWidget):
             The id and label columns of ``properties``.
         color_col, visible_col : str, optional
             Columns of colours and booleans driving segment colours and visibility.
+        coord_space
+            Units and scales of the vertices, e.g. ``{"x": [8, "nm"], ...}`` for
+            8 nm voxels; meshes are drawn in nm.
         wait : bool
             Block until the first generation is written.
 
@@ -174,7 +179,8 @@ class Viewer(anywidget.AnyWidget):
         self._check_new_name(name)
         layer = MeshLayer(
             self, name, meshes, properties, id_col=id_col, label_col=label_col,
-            color_col=color_col, visible_col=visible_col, **property_keywords,
+            color_col=color_col, visible_col=visible_col, coord_space=coord_space,
+            **property_keywords,
         )
         return self._bind(layer, wait)
 
@@ -277,17 +283,22 @@ class Viewer(anywidget.AnyWidget):
         annotation_type: str = "point",
         *,
         coord_space="xyz",
+        defaults: dict | None = None,
         wait: bool = True,
     ) -> LocalAnnotationLayer:
         """Add editable annotations kept in the viewer state, synced both ways with ``df``.
 
         Points added, moved or deleted in Neuroglancer change the rows of ``df`` (new
         rows get the next integer id); edits of ``df`` show in the viewer after the
-        cell. Geometry columns as in :meth:`add_annotations`. Meant for small sets
-        (hundreds to a few thousand annotations); use :meth:`add_annotations` for tables.
+        cell. Geometry columns as in :meth:`add_annotations`. ``defaults`` gives values
+        for the other columns of rows added in the viewer (e.g. ``{"region": "LH"}``);
+        without one, integer and boolean columns become nullable so ids stay exact.
+        Meant for small sets (hundreds to a few thousand annotations); use
+        :meth:`add_annotations` for tables.
         """
         self._check_new_name(name)
-        layer = LocalAnnotationLayer(self, name, df, annotation_type, coord_space=coord_space)
+        layer = LocalAnnotationLayer(self, name, df, annotation_type, coord_space=coord_space,
+                                     defaults=defaults)
         return self._bind(layer, wait)
 
     def _check_layers(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import neuroglancer
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,3 +98,25 @@ def test_errors(viewer, points):
         viewer.add_local_annotations("c", bad)
     with pytest.raises(ValueError, match="annotation_type"):
         viewer.add_local_annotations("d", points, "polyline")
+
+
+def test_new_rows_keep_uint64_ids_exact_and_take_defaults(viewer):
+    big = np.uint64(720575940379279361)
+    points = pd.DataFrame({"x": [1.0], "y": [2.0], "z": [3.0],
+                           "neuron_id": np.array([big], dtype=np.uint64),
+                           "region": ["LH"], "reviewed": [True]}, index=[5])
+    viewer.add_local_annotations("pts", points, defaults={"region": "MB"})
+    with viewer.txn() as s:
+        s.layers["pts"].annotations.append(
+            neuroglancer.PointAnnotation(id="c0ffee", point=[4, 5, 6]))
+    assert wait_until(lambda: len(points) == 2)
+    assert points.loc[5, "neuron_id"] == big  # not rounded through float64
+    assert str(points["neuron_id"].dtype) == "UInt64"
+    assert pd.isna(points.loc[6, "neuron_id"])
+    assert points.loc[6, "region"] == "MB"
+    assert str(points["reviewed"].dtype) == "boolean"
+
+
+def test_defaults_must_name_columns(viewer, points):
+    with pytest.raises(nglive.TableError, match="defaults"):
+        viewer.add_local_annotations("pts", points, defaults={"nope": 1})

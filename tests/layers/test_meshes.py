@@ -134,3 +134,17 @@ def test_remove_layer(viewer):
     assert "a" not in viewer.state.layers
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(viewer.server.url_for("nope"))
+
+
+def test_vertices_in_voxels_are_drawn_in_nm(viewer):
+    from nglive.formats.legacy_mesh import decode_fragment
+
+    box = trimesh.creation.box(extents=(1, 1, 1))
+    viewer.add_meshes("vox", {1: box},
+                      coord_space={"x": [8, "nm"], "y": [8, "nm"], "z": [40, "nm"]})
+    url = source_urls(viewer, "vox")[0].removeprefix("precomputed://")
+    vertices, _ = decode_fragment(urllib.request.urlopen(url + "/fragment/1").read())
+    assert vertices.max(axis=0).tolist() == [4.0, 4.0, 20.0]
+    with pytest.raises(ValueError, match="not lengths"):
+        viewer.add_meshes("bad", {1: box}, coord_space={"x": [1, "s"], "y": [1, "nm"],
+                                                          "z": [1, "nm"]})

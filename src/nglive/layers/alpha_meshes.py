@@ -19,6 +19,7 @@ import trimesh
 from ..formats.annotations.coord_space import as_coord_space
 from ..formats.legacy_mesh import encode_legacy_meshes
 from ..formats.segment_properties import segment_properties_json
+from ..formats.units import nm_per_coordinate
 from ..formats.validation import TableError, require_columns
 from ..mesh import AlphaShaper
 from ..mesh.alpha import resolve_alpha
@@ -26,8 +27,6 @@ from .base import Binding, BoundSource, frame_fingerprint
 
 if TYPE_CHECKING:
     from ..widget import Viewer
-
-_NM_PER_UNIT = {"nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6, "m": 1e9, "pm": 1e-3}
 
 
 @dataclass
@@ -68,14 +67,8 @@ class AlphaMeshLayer(Binding):
         if self.coord_space.rank != 3:
             raise ValueError(f"alpha meshes need 3-D points; coord_space has "
                              f"{self.coord_space.rank} dimensions")
-        unknown = [u for u in self.coord_space.units if u not in _NM_PER_UNIT]
-        if unknown:
-            raise ValueError(f"coord_space units {unknown} are not lengths; "
-                             f"accepted: {sorted(_NM_PER_UNIT)}")
         # mesh vertices are written in nm, the viewer's model space
-        self.nm_per_coordinate = np.array(
-            [s * _NM_PER_UNIT[u] for s, u in zip(self.coord_space.scales,
-                                                 self.coord_space.units, strict=True)])
+        self.nm_per_coordinate = nm_per_coordinate(self.coord_space)
         self.columns = list(self.coord_space.names)
         require_columns(points_df, self.columns + ([group_col] if group_col else []),
                         purpose="alpha-mesh points")

@@ -58,14 +58,22 @@ class LocalAnnotationLayer(Binding):
 
     Returned by :meth:`nglive.Viewer.add_local_annotations`. Points placed in the
     viewer appear as new rows (new integer ids); moved points update their row;
-    deleted points remove their row. Other columns of new rows are left missing.
+    deleted points remove their row. Other columns of new rows take ``defaults``
+    (e.g. ``{"region": "LH"}`` so a click joins a group) or are left missing; integer
+    and boolean columns then become pandas' nullable types, so ids stay exact.
     """
 
     layer_kind = "local_annotations"
 
     def __init__(self, viewer: Viewer, name: str, df: pd.DataFrame,
-                 annotation_type: str = "point", *, coord_space="xyz"):
+                 annotation_type: str = "point", *, coord_space="xyz",
+                 defaults: dict | None = None):
         super().__init__(viewer, name)
+        self.defaults = dict(defaults or {})
+        unknown = [c for c in self.defaults if c not in df.columns]
+        if unknown:
+            raise TableError(f"defaults name columns the table lacks: {unknown}",
+                             column=unknown[0])
         if annotation_type not in _GEOMETRY_KEYS:
             raise ValueError(f"annotation_type must be one of {sorted(_GEOMETRY_KEYS)}, "
                              f"not {annotation_type!r}")
@@ -108,6 +116,21 @@ class LocalAnnotationLayer(Binding):
             if state["tool"] is None:
                 del state["tool"]
         return state
+
+    def _prepare_for_new_rows(self, df: pd.DataFrame) -> None:
+        """Give columns that new rows leave empty a dtype that can hold a missing value.
+
+        pandas would turn an int column into float64 for the gap, and a uint64 id
+        column would lose its low digits; nullable integers (and booleans) keep them.
+        """
+        for col in df.columns:
+            if col in self.columns or col in self.defaults:
+                continue
+            dtype = df[col].dtype
+            if dtype.kind in "iu":
+                df[col] = df[col].astype(_NULLABLE[dtype.kind][dtype.itemsize])
+            elif dtype.kind == "b":
+                df[col] = df[col].astype("boolean")
 
     def update(self, df: pd.DataFrame | None = None, *, force: bool = False,
                wait: bool = True):
@@ -187,14 +210,20 @@ class LocalAnnotationLayer(Binding):
                 changed = True
         if new:
             self._next_new_id = start + len(new)
+            self._prepare_for_new_rows(df)
             cast = df.index.dtype.type if df.index.dtype.kind in "iu" else int
             for k, j in enumerate(new):  # a handful of clicks, not a table-sized loop
-                df.loc[cast(start + k), self.columns] = coords[j]
+                row = {**self.defaults, **dict(zip(self.columns, coords[j], strict=True))}
+                df.loc[cast(start + k), list(row)] = list(row.values())
             changed = True
         if changed:
             # re-render so viewer-made ids become the table's integer ids
             self.refresh(force=True, wait=False)
         return changed
+
+
+_NULLABLE = {"i": {1: "Int8", 2: "Int16", 4: "Int32", 8: "Int64"},
+             "u": {1: "UInt8", 2: "UInt16", 4: "UInt32", 8: "UInt64"}}
 
 
 def _next_id(index: pd.Index) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..formats.legacy_mesh import encode_legacy_meshes
+from ..formats.units import nm_per_coordinate
 from ..formats.validation import as_uint64_ids
 from .base import Binding, BoundSource
 from .segment_properties import default_keywords, display_source, properties_source
@@ -57,21 +58,33 @@ class MeshLayer(Binding):
         label_col: str | None = None,
         color_col: str | None = None,
         visible_col: str | None = None,
+        coord_space="xyz",
         **property_keywords,
     ):
         super().__init__(viewer, name)
         self.meshes = meshes
+        self.nm_per_coordinate = nm_per_coordinate(coord_space)
         self.df = None
         self.sources["mesh"] = BoundSource(
             "mesh",
             fingerprint=lambda: _mesh_fingerprint(self.meshes),
             snapshot=lambda: dict(self.meshes),
-            encode=encode_legacy_meshes,
+            encode=lambda meshes: encode_legacy_meshes(self._in_nm(meshes)),
         )
         if properties is not None:
             self.bind_properties(properties, id_col=id_col, label_col=label_col,
                                  color_col=color_col, visible_col=visible_col,
                                  **property_keywords)
+
+    def _in_nm(self, meshes: Mapping) -> Mapping:
+        scale = self.nm_per_coordinate
+        if np.all(scale == 1.0):
+            return meshes
+        out = {}
+        for sid, mesh in meshes.items():
+            vertices, faces = (mesh.vertices, mesh.faces) if hasattr(mesh, "vertices") else mesh
+            out[sid] = (np.asarray(vertices, dtype=np.float64) * scale, faces)
+        return out
 
     def bind_properties(self, df: pd.DataFrame, *, id_col: str = "segment_id",
                         label_col: str | None = None, color_col: str | None = None,
@@ -124,8 +137,8 @@ class MeshLayer(Binding):
         for mesh in self.meshes.values():
             vertices = np.asarray(mesh.vertices if hasattr(mesh, "vertices") else mesh[0])
             if len(vertices):
-                los.append(vertices.min(axis=0))
-                his.append(vertices.max(axis=0))
+                los.append(vertices.min(axis=0) * self.nm_per_coordinate)
+                his.append(vertices.max(axis=0) * self.nm_per_coordinate)
         if not los:
             return None
         return np.min(los, axis=0), np.max(his, axis=0)
