@@ -86,7 +86,7 @@ def test_quickstart_through_jupyter_server_proxy(jupyter_lab, playwright_instanc
         proxied_data = f"http://{HOST}:{lab.port}{BASE_URL}proxy/{m.group(1)}/nglive/"
 
         # the kernel's server answers the mesh, property and fragment requests
-        for key in ("shapes/mesh/", "shapes/properties/"):
+        for key in ("neurons/mesh/", "neurons/properties/"):
             wait_for_logged(log_path, lambda r, key=key: r["key"].startswith(key)
                             and r["status"] == 200, 40, f"a request for {key}*")
         wait_for_logged(log_path, lambda r: "/fragment/" in r["key"] and r["status"] == 200,
@@ -98,19 +98,20 @@ def test_quickstart_through_jupyter_server_proxy(jupyter_lab, playwright_instanc
         assert not direct, f"data requests that bypassed the proxy: {direct[:5]}"
 
         frame = page.frame_locator("iframe.nglive-frame")
-        # the quickstart renamed the sphere in place: the Seg. tab shows the new label
+        # the quickstart renamed a neuron in place: the Seg. tab shows the new label
         frame.get_by_text("Seg.", exact=True).click(timeout=30000)
-        wait_until(lambda: "ball" in segment_labels(frame), 30,
-                   lambda: f"the Seg. tab lists {segment_labels(frame)}, not 'ball'")
+        renamed = "my favourite DA1"
+        wait_until(lambda: renamed in segment_labels(frame), 30,
+                   lambda: f"the Seg. tab lists {segment_labels(frame)}, not {renamed!r}")
 
-        # the meshes are drawn: the 3-D panel (left of the side panel) is not background
+        # the neurons are drawn: the 3-D panel (left of the side panel) is not background
         def drawn() -> float:
             box = frame_el.bounding_box()
             png = frame_el.screenshot()
             return non_background_fraction(png, region=(0, 50, int(box["width"] * 0.55),
                                                         int(box["height"]) - 30))
-        wait_until(lambda: drawn() > 0.05, 30,
-                   lambda: f"the meshes are not visible: {drawn():.3f} of the panel is drawn")
+        wait_until(lambda: drawn() > 0.02, 30,
+                   lambda: f"the neurons are not visible: {drawn():.3f} of the panel is drawn")
         assert not cell_errors(page), cell_errors(page)
         context.close()
     finally:

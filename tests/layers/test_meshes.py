@@ -148,3 +148,14 @@ def test_vertices_in_voxels_are_drawn_in_nm(viewer):
     with pytest.raises(ValueError, match="not lengths"):
         viewer.add_meshes("bad", {1: box}, coord_space={"x": [1, "s"], "y": [1, "nm"],
                                                           "z": [1, "nm"]})
+
+
+def test_update_back_to_good_data_after_a_failure(viewer):
+    table = demo_table()
+    layer = viewer.add_meshes("shapes", demo_meshes(), table, label_col="name")
+    bad = table.copy()
+    bad.loc[3, "segment_id"] = bad.loc[2, "segment_id"]
+    with pytest.raises(nglive.TableError, match="duplicate"):
+        layer.update(bad)
+    assert layer.update(table) == {"mesh": 0, "properties": 0}  # nothing to redo, no raise
+    assert layer.error is None and viewer.status["error"] is None

@@ -126,7 +126,7 @@ class Binding:
         return changed
 
     def refresh(self, *, force: bool = False, wait: bool = True,
-                retry_failed: bool = False) -> concurrent.futures.Future:
+                retry_failed: bool = False):
         """Regenerate every source whose inputs changed (all of them with ``force``).
 
         Inputs that failed to encode are not retried after every cell until they
@@ -136,9 +136,23 @@ class Binding:
         switch of the viewer happen on the Viewer's worker thread. With ``wait`` the
         call blocks and re-raises an encoding error (the viewer keeps its last good
         data either way; the widget's status line shows the error).
+
+        Returns the layer's generations (``{source: number}``) with ``wait``, else a
+        ``concurrent.futures.Future`` of them.
         """
         changed = self._changed_sources(force, retry_failed)
         if not changed:
+            if retry_failed and self.error is not None:
+                # every source matches what is on screen: the old error no longer applies
+                self.error = self.exception = None
+                self.viewer._publish_status()
+            pending = self._last_future
+            if wait:
+                if pending is not None and not pending.done():
+                    pending.result()  # an update already under way: wait for it too
+                return self.generations.copy()
+            if pending is not None and not pending.done():
+                return pending
             fut: concurrent.futures.Future = concurrent.futures.Future()
             fut.set_result(self.generations.copy())
             return fut
@@ -159,7 +173,7 @@ class Binding:
         fut = self.viewer._executor.submit(self._regenerate, seq, snapshots)
         self._last_future = fut
         if wait:
-            fut.result()
+            return fut.result()
         return fut
 
     def _regenerate(self, seq: int, snapshots) -> dict[str, int]:
