@@ -149,3 +149,17 @@ def test_duplicates_are_merged_and_counted():
     assert len(shaper.points) == 800
     rep = shaper.report(np.nextafter(shaper.critical_alphas[0], 0))
     assert rep.points_outside == 900
+
+
+def test_report_solids_agree_with_tetrahedra_graph(small_cloud):
+    from mesh_shapes import sphere_shell
+
+    for pts in (small_cloud, sphere_shell(3000, 0.6, 1.0, seed=2)):
+        shaper = AlphaShaper(pts)
+        t = shaper.triangulation
+        seen = set()
+        for alpha in np.quantile(shaper.critical_alphas, np.linspace(0.3, 0.99, 25)):
+            rep = shaper.report(alpha)
+            assert rep.n_solids == t.n_solids_of(t.kept(alpha)), alpha
+            seen.add(rep.is_volume)
+        assert seen == {True, False}

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
-from .checks import surface_check
+from .checks import count_solids, surface_check
 from .repair import fill_cavities, repair_manifold
 from .triangulation import Triangulation
 
@@ -198,13 +198,17 @@ class AlphaShaper:
             faces = t.boundary_of(kept)
             volume = float(t.tet_volume[kept].sum())
             outside = t.points_outside_of(kept)
-            solids = t.n_solids_of(kept)
         else:
             faces = t.boundary(alpha)
             volume = t.volume(alpha)
             outside = t.points_outside(alpha)
-            solids = int(t.n_solids(alpha))
         chk = surface_check(faces, len(t.points))
+        if chk.is_manifold:  # cheap: count outer surfaces
+            solids = count_solids(faces, t.points) or 0
+        elif fill_cavities or repair:
+            solids = t.n_solids_of(kept)
+        else:
+            solids = int(t.n_solids(alpha))
         p = t.points[faces]
         area = float(np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum())
         return AlphaReport(

@@ -16,6 +16,7 @@ from scipy.sparse import csgraph
 __all__ = [
     "SurfaceCheck",
     "count_components",
+    "count_solids",
     "is_closed_manifold",
     "pinched_vertices",
     "surface_check",
@@ -52,10 +53,23 @@ class SurfaceCheck:
         return self.watertight and self.winding_consistent and self.pinched_vertices.size == 0
 
 
-def _directed_keys(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    tails = faces.reshape(-1).astype(np.int64)
-    heads = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
-    return tails * n + heads, heads * n + tails
+def _closed_partner(faces: np.ndarray, n: int) -> np.ndarray | None:
+    """For each edge ``3f+j`` (``faces[f, j]`` to ``faces[f, j+1]``), the index of the
+    same edge in the neighbouring face; None unless every edge is in exactly two faces,
+    traversed once each way (watertight with consistent winding)."""
+    tails = faces.reshape(-1)
+    heads = faces[:, [1, 2, 0]].reshape(-1)
+    und = np.minimum(tails, heads) * n + np.maximum(tails, heads)
+    order = np.argsort(und)
+    s = und[order]
+    if s.size % 2 or np.any(s[0::2] != s[1::2]) or np.any(s[1:-1:2] == s[2::2]):
+        return None
+    a, b = order[0::2], order[1::2]
+    if np.any(tails[a] == tails[b]):  # same direction twice: inconsistent winding
+        return None
+    partner = np.empty_like(order)
+    partner[a], partner[b] = b, a
+    return partner
 
 
 def count_components(faces: np.ndarray, n_vertices: int | None = None) -> int:
@@ -79,23 +93,27 @@ def count_components(faces: np.ndarray, n_vertices: int | None = None) -> int:
     return int(csgraph.connected_components(g, directed=False)[0])
 
 
-def _fans(faces: np.ndarray, key: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
-    """Pinched vertices, given the directed edge keys and their sort order."""
-    tails, heads = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
-    rev = heads * n + tails
-    pos = np.minimum(np.searchsorted(key, rev, sorter=order), len(key) - 1)
-    partner = order[pos]
-    ok = key[partner] == rev
-    # corner 3f+j sits at faces[f, j]; its face's edge j leaves it, and the reverse edge
-    # (in the neighbouring face) arrives at the same vertex: link the two corners
-    nc = faces.size
-    arrive = (partner // 3) * 3 + (partner % 3 + 1) % 3
-    src = np.flatnonzero(ok)
-    g = sparse.coo_matrix((np.ones(src.size, dtype=np.int8), (src, arrive[ok])), shape=(nc, nc))
-    n_fans, label = csgraph.connected_components(g, directed=False)
-    fan_vertex = np.zeros(n_fans, dtype=np.int64)
-    fan_vertex[label] = tails
-    return np.flatnonzero(np.bincount(fan_vertex, minlength=n) > 1)
+def _fans(faces: np.ndarray, partner: np.ndarray, n: int) -> np.ndarray:
+    """Pinched vertices of a closed, consistently wound mesh (``partner`` from above).
+
+    Corner ``3f+j`` sits at vertex ``faces[f, j]``; edge ``j`` of face ``f`` leaves it and
+    the same edge in the neighbouring face arrives at that vertex, at the next corner
+    around it. This is a permutation whose cycles are the fans; a vertex with two cycles
+    is pinched. Cycles are labelled by pointer jumping (log2 of the largest valence
+    steps, all vectorised).
+    """
+    tails = faces.reshape(-1)
+    nc = tails.size
+    nxt = (partner // 3) * 3 + (partner % 3 + 1) % 3
+    label = np.arange(nc)
+    valence = int(np.bincount(tails).max())
+    span = 1
+    while span < valence:
+        np.minimum(label, label[nxt], out=label)
+        nxt = nxt[nxt]
+        span *= 2
+    reps = tails[label == np.arange(nc)]  # one corner per fan: its smallest index
+    return np.flatnonzero(np.bincount(reps, minlength=n) > 1)
 
 
 def pinched_vertices(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
@@ -116,8 +134,10 @@ def pinched_vertices(faces: np.ndarray, n_vertices: int | None = None) -> np.nda
     if faces.size == 0:
         return np.zeros(0, dtype=np.int64)
     n = int(faces.max()) + 1 if n_vertices is None else n_vertices
-    key, _ = _directed_keys(faces, n)
-    return _fans(faces, key, np.argsort(key), n)
+    partner = _closed_partner(faces, n)
+    if partner is None:
+        raise ValueError("pinched vertices are defined for watertight, consistently wound meshes")
+    return _fans(faces, partner, n)
 
 
 def is_closed_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
@@ -133,15 +153,43 @@ def is_closed_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool
     if faces.size == 0:
         return False
     n = int(faces.max()) + 1 if n_vertices is None else n_vertices
-    key, rev = _directed_keys(faces, n)
-    order = np.argsort(key)
-    skey = key[order]
-    if np.any(skey[1:] == skey[:-1]):  # an edge twice in one direction
-        return False
-    pos = np.minimum(np.searchsorted(skey, rev), len(skey) - 1)
-    if np.any(skey[pos] != rev):  # an edge without its reverse: a hole
-        return False
-    return _fans(faces, key, order, n).size == 0
+    partner = _closed_partner(faces, n)
+    return partner is not None and _fans(faces, partner, n).size == 0
+
+
+def count_solids(faces: np.ndarray, points: np.ndarray) -> int | None:
+    """Number of solids bounded by a closed 2-manifold mesh, or None if it is not one.
+
+    Each solid has exactly one boundary surface of positive signed volume (its outside);
+    the surfaces of cavities, wound outward from the solid, have negative volume. So the
+    solids are the connected surfaces with positive volume.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> outer = trimesh.creation.icosphere()
+    >>> inner = trimesh.creation.icosphere(radius=0.5)
+    >>> faces = np.concatenate([outer.faces, inner.faces[:, ::-1] + len(outer.vertices)])
+    >>> count_solids(faces, np.concatenate([outer.vertices, inner.vertices]))
+    1
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if faces.size == 0:
+        return None
+    n = len(points)
+    partner = _closed_partner(faces, n)
+    if partner is None or _fans(faces, partner, n).size:
+        return None
+    nf = len(faces)
+    # every face has exactly three neighbours: the adjacency is CSR as it stands
+    g = sparse.csr_matrix(
+        (np.ones(3 * nf, dtype=np.int8), partner // 3, np.arange(0, 3 * nf + 1, 3)),
+        shape=(nf, nf),
+    )
+    _, label = csgraph.connected_components(g, directed=False)
+    p = points[faces] - points[faces[0, 0]]  # near the surface: less cancellation
+    vol = np.einsum("ij,ij->i", p[:, 0], np.cross(p[:, 1], p[:, 2]))
+    return int(np.count_nonzero(np.bincount(label, weights=vol) > 0))
 
 
 def surface_check(
@@ -173,24 +221,20 @@ def surface_check(
         empty = np.zeros((0, 2), dtype=np.int64)
         return SurfaceCheck(True, True, empty, np.zeros(0, dtype=np.int64), 0)
     n = int(faces.max()) + 1 if n_vertices is None else n_vertices
-    key, rev = _directed_keys(faces, n)
-    order = np.argsort(key)
-    skey = key[order]
-    unique_dir = not bool(np.any(skey[1:] == skey[:-1]))
-    pos = np.minimum(np.searchsorted(skey, rev), len(skey) - 1)
-    paired = bool(np.all(skey[pos] == rev))
-    if unique_dir and paired:  # the common case: every edge once each way
+    partner = _closed_partner(faces, n)
+    if partner is not None:  # the common case: every edge once each way
         watertight = winding = True
         non_manifold = np.zeros((0, 2), dtype=np.int64)
+        pinched = _fans(faces, partner, n)
     else:
-        tails, heads = key // n, key % n
+        tails, heads = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
         und = np.minimum(tails, heads) * n + np.maximum(tails, heads)
         uk, ucount = np.unique(und, return_counts=True)
         bad = uk[ucount != 2]
         non_manifold = np.stack([bad // n, bad % n], axis=1)
         watertight = bad.size == 0
         winding = False
-    pinched = _fans(faces, key, order, n) if winding else np.zeros(0, dtype=np.int64)
+        pinched = np.zeros(0, dtype=np.int64)
     return SurfaceCheck(
         watertight=watertight,
         winding_consistent=winding,

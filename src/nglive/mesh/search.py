@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .checks import count_components, is_closed_manifold
+from .checks import count_components, count_solids
 
 __all__ = ["AlphaSearchWarning", "auto_alpha", "optimal_alpha", "start_alpha"]
 
@@ -117,12 +117,13 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
 
     "Valid volume": at most ``n_components`` solids (face-connected groups of kept
     tetrahedra; a hollow shell is one solid), every input point inside or on the
-    surface, watertight, consistently wound and without pinched vertices. Candidates are
+    surface, watertight, consistently wound and without pinched vertices (solids are
+    counted as the surface pieces of positive signed volume). Candidates are
     the critical alphas (just above each distinct circumradius; radii closer than
     ``TIE_RTOL`` = 1e-6 relative count as one, so an alpha never splits a class of
     equal radii such as the cubes of lattice input) from the one that covers every point
-    upward. Coverage and the solid count are known for all candidates at once
-    from the cached triangulation; the surface checks run only on probed candidates.
+    upward. Coverage is known for all candidates at once from the cached triangulation;
+    the surface checks run only on probed candidates.
 
     Watertightness is not monotone in alpha, so by default the search gallops upward
     (1, 2, 4, ... candidates) to the first valid one, then bisects back to a candidate
@@ -173,18 +174,16 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     # on lattice input whole classes of equal radii would otherwise be split at random
     ends = crit[np.r_[crit[1:] > crit[:-1] * (1 + TIE_RTOL), True]]
     cand = np.nextafter(ends[np.searchsorted(ends, need, "left") :], np.inf)
-    solids = t.n_solids(cand)
-    cand = cand[(solids >= 1) & (solids <= n_components)]
-    n = len(t.points)
     memo: dict[int, bool] = {}
 
     def valid(i: int) -> bool:
         if i not in memo:
-            memo[i] = is_closed_manifold(t.boundary(cand[i]), n)
+            solids = count_solids(t.boundary(cand[i]), t.points)
+            memo[i] = solids is not None and 1 <= solids <= n_components
         return memo[i]
 
     if cand.size == 0:
-        raise ValueError(f"{shaper.name}: no alpha gives at most {n_components} solid(s)")
+        raise ValueError(f"{shaper.name}: no alpha covers every point")
     if exhaustive:
         for i in range(cand.size):
             if valid(i):
