@@ -39,6 +39,28 @@ def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def _circumradii(pts: np.ndarray, tet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Circumradius (inf when flat) and orientation determinant of every tetrahedron."""
+    p = pts[tet]
+    a, b, c = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
+    del p
+    num = _cross(b, c)
+    det = np.einsum("ij,ij->i", a, num)
+    num *= np.einsum("ij,ij->i", a, a)[:, None]
+    num += np.einsum("ij,ij->i", b, b)[:, None] * _cross(c, a)
+    num += np.einsum("ij,ij->i", c, c)[:, None] * _cross(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        radius = np.sqrt(np.einsum("ij,ij->i", num, num)) / (2.0 * np.abs(det))
+    radius[~np.isfinite(radius)] = np.inf  # flat tetrahedra are never kept
+    return radius, det
+
+
+def _volumes(pts: np.ndarray, tet: np.ndarray) -> np.ndarray:
+    q = pts[tet]
+    q1, q2, q3 = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0], q[:, 3] - q[:, 0]
+    return np.abs(np.einsum("ij,ij->i", q1, _cross(q2, q3))) / 6.0
+
+
 class AlphaShapeInputError(ValueError):
     """Points that cannot make a 3-D alpha shape; the message says what is wrong."""
 
@@ -169,24 +191,15 @@ class Triangulation:
 
         tet = dt.simplices.astype(np.int32, copy=True)
         nbr = dt.neighbors.astype(np.int32, copy=True)
-        p = jittered[tet]
-        a, b, c = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
-        bxc, cxa, axb = _cross(b, c), _cross(c, a), _cross(a, b)
-        det = np.einsum("ij,ij->i", a, bxc)
+        coplanar = dt.coplanar[:, [0, 2]].astype(np.int64)
+        del dt  # its float arrays are as large as ours: free them before the next step
+        radius, det = _circumradii(jittered, tet)
         # orient every tetrahedron positively so one face table serves all
         neg = det < 0
+        del det
         tet[neg, 0], tet[neg, 1] = tet[neg, 1], tet[neg, 0].copy()
         nbr[neg, 0], nbr[neg, 1] = nbr[neg, 1], nbr[neg, 0].copy()
-        num = bxc
-        num *= np.einsum("ij,ij->i", a, a)[:, None]
-        num += np.einsum("ij,ij->i", b, b)[:, None] * cxa
-        num += np.einsum("ij,ij->i", c, c)[:, None] * axb
-        with np.errstate(divide="ignore", invalid="ignore"):
-            radius = np.sqrt(np.einsum("ij,ij->i", num, num)) / (2.0 * np.abs(det))
-        radius[~np.isfinite(radius)] = np.inf  # flat tetrahedra are never kept
-        q = local[tet]  # volumes in the original coordinates (exactly 0 when flat)
-        q1, q2, q3 = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0], q[:, 3] - q[:, 0]
-        vol = np.abs(np.einsum("ij,ij->i", q1, _cross(q2, q3))) / 6.0
+        vol = _volumes(local, tet)  # original coordinates: exactly 0 when flat
 
         self.tetra = tet
         self.neighbors = nbr
@@ -223,7 +236,7 @@ class Triangulation:
         vmin = np.full(len(uniq), np.inf)
         np.minimum.at(vmin, tet.reshape(-1), np.repeat(radius, 4))
         # points Qhull left out (numerically on a facet): they go with their nearest vertex
-        self._coplanar = dt.coplanar[:, [0, 2]].astype(np.int64)
+        self._coplanar = coplanar
         vmin[self._coplanar[:, 0]] = vmin[self._coplanar[:, 1]]
         self.vertex_min_radius = vmin
 
