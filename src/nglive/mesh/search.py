@@ -112,6 +112,50 @@ def auto_alpha(shaper, *, factor: float = 1.5, max_passes: int = 15) -> float:
     return float(chosen)
 
 
+def _edge_manifold(t, ends: np.ndarray) -> np.ndarray:
+    """For each candidate alpha ``nextafter(ends[i])``: is every edge in 0 or 2 faces?
+
+    A triangle is on the boundary for the candidates ``[i_lo, i_hi)`` with ``ends[i_lo]
+    >= r_low`` and ``ends[i_hi] >= r_high``. Per edge, summing +1/-1 at those indices
+    gives its face count over the whole candidate range; the index ranges where some edge
+    has 4 or more faces are marked bad.
+    """
+    m = ends.size
+    i_lo = np.searchsorted(ends, t.face_low, "left")
+    i_hi = np.searchsorted(ends, t.face_high, "left")
+    act = np.flatnonzero(i_lo < i_hi)  # on the boundary for at least one candidate
+    if act.size == 0:
+        return np.ones(m, dtype=bool)
+    tri = t.face_tri[act].astype(np.int64)
+    n = len(t.points)
+    u, v = tri, tri[:, [1, 2, 0]]
+    edge = (np.minimum(u, v) * n + np.maximum(u, v)).reshape(-1)  # 3 per triangle
+    lo, hi = np.repeat(i_lo[act], 3), np.repeat(i_hi[act], 3)
+    e = np.concatenate([edge, edge])
+    at = np.concatenate([lo, hi])
+    delta = np.concatenate([np.ones(lo.size, np.int32), -np.ones(hi.size, np.int32)])
+    order = np.lexsort((at, e))
+    e, at, delta = e[order], at[order], delta[order]
+    count = _per_group_cumsum(delta, e)
+    # the count after the last event at an (edge, index) holds until that edge's next one
+    last = np.r_[(e[1:] != e[:-1]) | (at[1:] != at[:-1]), True]
+    e, at, count = e[last], at[last], count[last]
+    nxt = np.where(np.r_[e[1:] == e[:-1], False], np.r_[at[1:], m], m)
+    bad = count >= 4
+    diff = np.zeros(m + 1, dtype=np.int64)
+    np.add.at(diff, at[bad], 1)
+    np.add.at(diff, nxt[bad], -1)
+    return np.cumsum(diff[:m]) == 0
+
+
+def _per_group_cumsum(x: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``x`` restarting wherever the sorted ``group`` changes."""
+    c = np.cumsum(x)
+    start = np.r_[True, group[1:] != group[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(x.size), 0))
+    return c - (c - x)[first]
+
+
 def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) -> float:
     """The smallest alpha at which the shape is a valid volume containing every point.
 
@@ -122,10 +166,12 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     the critical alphas (just above each distinct circumradius; radii closer than
     ``TIE_RTOL`` = 1e-6 relative count as one, so an alpha never splits a class of
     equal radii such as the cubes of lattice input) from the one that covers every point
-    upward. Coverage is known for all candidates at once from the cached triangulation;
-    the surface checks run only on probed candidates.
+    upward. Coverage and edge-manifoldness (no edge in four or more faces) are known for
+    all candidates at once from the cached triangulation (one sort over the boundary
+    intervals); the remaining checks (pinched vertices, solid count) run only on probed
+    candidates.
 
-    Watertightness is not monotone in alpha, so by default the search gallops upward
+    Validity is not monotone in alpha, so by default the search gallops upward
     (1, 2, 4, ... candidates) to the first valid one, then bisects back to a candidate
     whose predecessor is invalid: the result is valid and the next smaller critical
     alpha (the previous step) is not. A smaller valid alpha between two probes can be missed;
@@ -149,9 +195,8 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     Raises
     ------
     ValueError
-        If no alpha qualifies (possible only with ``n_components`` smaller than the
-        number of separate convex-hull pieces, i.e. never for ``n_components >= 1`` on
-        triangulable input), or some point is only in flat tetrahedra.
+        If some point lies only in flat tetrahedra, or (in principle; the convex hull
+        is always one valid solid) no candidate qualifies.
 
     Examples
     --------
@@ -173,7 +218,12 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     # radii closer than TIE_RTOL are one step: the jitter alone moves radii by ~1e-8, and
     # on lattice input whole classes of equal radii would otherwise be split at random
     ends = crit[np.r_[crit[1:] > crit[:-1] * (1 + TIE_RTOL), True]]
-    cand = np.nextafter(ends[np.searchsorted(ends, need, "left") :], np.inf)
+    ends = ends[np.searchsorted(ends, need, "left") :]
+    cand = np.nextafter(ends, np.inf)
+    # drop every candidate with an edge in four or more faces (the usual reason a shape
+    # is not watertight), found for all candidates at once; what is left is nearly
+    # monotone, so the search below rarely stops above the true minimum
+    cand = cand[_edge_manifold(t, ends)]
     memo: dict[int, bool] = {}
 
     def valid(i: int) -> bool:
