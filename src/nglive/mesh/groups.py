@@ -134,20 +134,26 @@ def union_meshes(meshes: Mapping[Hashable, trimesh.Trimesh] | Sequence[trimesh.T
     if not items:
         return trimesh.Trimesh()
     centre = np.mean([m.bounds.mean(axis=0) for m in items.values()], axis=0)
+    # manifold3d >= 3 has float64 meshes; before that, float32 around a common centre
+    wide = hasattr(m3d, "Mesh64")
+    mesh_cls, real, index = (
+        (m3d.Mesh64, np.float64, np.uint64) if wide else (m3d.Mesh, np.float32, np.uint32)
+    )
     parts = []
     for key, m in items.items():
         man = m3d.Manifold(
-            m3d.Mesh64(
-                vert_properties=np.ascontiguousarray(m.vertices - centre, dtype=np.float64),
-                tri_verts=np.ascontiguousarray(m.faces, dtype=np.uint64),
+            mesh_cls(
+                vert_properties=np.ascontiguousarray(m.vertices - centre, dtype=real),
+                tri_verts=np.ascontiguousarray(m.faces, dtype=index),
             )
         )
         if man.status() != m3d.Error.NoError:
             raise ValueError(f"manifold3d rejected the mesh of {key!r}: {man.status()}")
         parts.append(man)
-    out = m3d.Manifold.batch_boolean(parts, m3d.OpType.Add).to_mesh64()
+    merged = m3d.Manifold.batch_boolean(parts, m3d.OpType.Add)
+    out = merged.to_mesh64() if wide else merged.to_mesh()
     return trimesh.Trimesh(
-        np.asarray(out.vert_properties)[:, :3] + centre,
+        np.asarray(out.vert_properties, dtype=np.float64)[:, :3] + centre,
         np.asarray(out.tri_verts, dtype=np.int64),
         process=False,
     )
