@@ -86,7 +86,9 @@ class Store:
     def write_generation(self, prefix: str, files: Mapping[str, bytes]) -> Generation:
         """Write ``files`` as a new generation of ``prefix`` and make it current.
 
-        The write is one transaction: either every file is stored or none is.
+        Either every file is stored or none is (a transaction on disk and in buckets;
+        in memory, plain writes cleaned up on failure). The generation becomes current
+        only once complete, so readers following :meth:`current` never see part of it.
         """
         if not _PREFIX_RE.match(prefix) or any(p in (".", "..") for p in prefix.split("/")):
             raise ValueError(
@@ -97,12 +99,23 @@ class Store:
             _check_key(key)
         with self._lock:
             number = self._claim_number(prefix)
-        txn = ts.Transaction()
-        kv = self.kvstore.with_transaction(txn)
         base = f"{prefix}/{number}/"
-        for key, value in files.items():
-            kv[base + key] = bytes(value) if not isinstance(value, bytes) else value
-        txn.commit_async().result()
+        if self.url.startswith("memory://"):
+            # Nothing reads a generation before it is made current below, so plain
+            # writes are safe here, and 2-3x faster than a transaction in memory.
+            try:
+                for key, value in files.items():
+                    self.kvstore[base + key] = value
+            except BaseException:
+                self.kvstore.delete_range(ts.KvStore.KeyRange(base, base[:-1] + "0")).result()
+                raise
+        else:
+            # On disk or in a bucket a transaction makes a failed write leave nothing.
+            txn = ts.Transaction()
+            kv = self.kvstore.with_transaction(txn)
+            for key, value in files.items():
+                kv[base + key] = value
+            txn.commit_async().result()
         gen = Generation(prefix, number, tuple(files), time.time())
         with self._lock:
             for key, value in files.items():

@@ -223,7 +223,9 @@ class Viewer(anywidget.AnyWidget):
         shader : str, optional
             Annotation shader; by default an rgb/rgba property sets the colour.
         **write_keywords
-            Passed to the encoder (``write_sharded``, ``target_chunk_limit``, ...).
+            Passed to the encoder (``write_sharded``, ``target_chunk_limit``, ...). By
+            default tables under 250k rows are written unsharded (fastest to regenerate
+            in memory) and larger ones sharded.
         """
         self._check_new_name(name)
         layer = AnnotationLayer(

@@ -1,5 +1,6 @@
-"""Annotations in the real client: points drawn in their colour, filtered by a linked
-segment selection through the relationship index, recoloured live by a table edit."""
+"""Annotations in the real client: a sharded source read by byte ranges, points drawn in
+their colour, filtered by a linked segment selection through the relationship index,
+recoloured live by a table edit; and an unsharded source (the default for small tables)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_points_drawn_filtered_and_recoloured(viewer, page):
     viewer.add_meshes("cells", {i: trimesh.creation.box(extents=(100, 100, 100))
                                 for i in range(1, 5)})
     layer = viewer.add_annotations("syn", syn, "point", properties=["color"],
-                                   relationships=["pre_id"], linked_segmentation="cells")
+                                   relationships=["pre_id"], linked_segmentation="cells",
+                                   write_sharded=True)
     with viewer.txn() as s:
         s.position = [5000, 5000, 0]
         s.cross_section_scale = 25
@@ -60,6 +62,8 @@ def test_points_drawn_filtered_and_recoloured(viewer, page):
     keys = [r.key for r in viewer.server.requests]
     assert "syn/annotations/0/info" in keys
     assert any(k.startswith("syn/annotations/0/by_spatial_level_0/") for k in keys)
+    # sharded: the client reads shard files by byte range
+    assert any(r.status == 206 and r.key.endswith(".shard") for r in viewer.server.requests)
 
     # selecting one of four presynaptic cells shows about a quarter of the points
     with viewer.txn() as s:
@@ -81,3 +85,19 @@ def test_points_drawn_filtered_and_recoloured(viewer, page):
     blue = poll(lambda: colour_pixels(page.screenshot(), 2), lambda v: v > 0.5 * all_red)
     assert blue > 0.5 * all_red
     assert colour_pixels(page.screenshot(), 0) < 0.05 * all_red
+
+
+def test_unsharded_default_renders(viewer, page):
+    rng = np.random.default_rng(1)
+    pts = pd.DataFrame({"x": rng.uniform(0, 10000, 300), "y": rng.uniform(0, 10000, 300),
+                        "z": np.zeros(300), "color": ["#ff0000"] * 300})
+    viewer.add_annotations("pts", pts, "point", properties=["color"])
+    with viewer.txn() as s:
+        s.position = [5000, 5000, 0]
+        s.cross_section_scale = 25
+    page.goto(viewer.url)
+    red = poll(lambda: colour_pixels(page.screenshot(), 0), lambda v: v > 2000)
+    assert red > 2000
+    keys = [r.key for r in viewer.server.requests]
+    assert not any(k.endswith(".shard") for k in keys)
+    assert any(k.startswith("pts/annotations/0/by_spatial_level_0/") for k in keys)

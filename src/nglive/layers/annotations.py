@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..widget import Viewer
 
 
+SHARD_ABOVE_ROWS = 250_000
+
+
 def default_shader(info: dict) -> str | None:
     """A shader that shows a colour property, if the source has one.
 
@@ -70,9 +73,15 @@ class AnnotationLayer(Binding):
 
     def _encode(self, snap) -> dict[str, bytes]:
         df, pts = snap
+        keywords = dict(self.write_keywords)
+        if "write_sharded" not in keywords:
+            # Served from memory, small tables regenerate fastest as one key per
+            # annotation; big ones as a few shard files (publishing can choose again).
+            rows = len(df) if df is not None else len(pts)
+            keywords["write_sharded"] = rows >= SHARD_ABOVE_ROWS
         files = encode_annotations(
             df, self.coord_space, self.annotation_type, properties=self.properties,
-            relationships=self.relationships, polyline_points=pts, **self.write_keywords)
+            relationships=self.relationships, polyline_points=pts, **keywords)
         self.info = json.loads(files["info"])
         return files
 
