@@ -35,20 +35,20 @@ NGLIVE_SERVER = textwrap.dedent(
     from nglive.server import DataServer
     store = Store()
     server = DataServer(store)
-    files = {f"k{i}": os.urandom(%d) for i in range(%d)}
+    files = {f"k{i}": os.urandom(VALUE_SIZE) for i in range(N_KEYS)}
     gen = store.write_generation("bench", files)
     print(server.url_for(gen.path + "/"), flush=True)
     threading.Event().wait()
-    """ % (VALUE_SIZE, N_KEYS)
+    """.replace("VALUE_SIZE", str(VALUE_SIZE)).replace("N_KEYS", str(N_KEYS))
 )
 
 HTTP_SERVER = textwrap.dedent(
     """
     import sys, os, functools, http.server
     root = sys.argv[1]
-    for i in range(%d):
+    for i in range(N_KEYS):
         with open(os.path.join(root, f"k{i}"), "wb") as f:
-            f.write(os.urandom(%d))
+            f.write(os.urandom(VALUE_SIZE))
     class Quiet(http.server.SimpleHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         def log_message(self, *a):
@@ -57,7 +57,7 @@ HTTP_SERVER = textwrap.dedent(
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     print(f"http://127.0.0.1:{srv.server_address[1]}/", flush=True)
     srv.serve_forever()
-    """ % (N_KEYS, VALUE_SIZE)
+    """.replace("VALUE_SIZE", str(VALUE_SIZE)).replace("N_KEYS", str(N_KEYS))
 )
 
 LUA = textwrap.dedent(
@@ -65,9 +65,9 @@ LUA = textwrap.dedent(
     local base = os.getenv("BENCH_PATH")
     math.randomseed(42)
     request = function()
-      return wrk.format("GET", base .. "k" .. math.random(0, %d))
+      return wrk.format("GET", base .. "k" .. math.random(0, LAST_KEY))
     end
-    """ % (N_KEYS - 1)
+    """.replace("LAST_KEY", str(N_KEYS - 1))
 )
 
 
