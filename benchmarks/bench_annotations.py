@@ -42,7 +42,28 @@ def make_points(n: int, seed: int = 0):
     return df
 
 
-def run_one(tool: str, n: int, out: str) -> dict:
+def make_lines(n: int, seed: int = 0):
+    """Synapse-like lines (~200 nm long) with two relationships, ~N/100 segments each."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    a = np.c_[rng.uniform(0, 100_000, n), rng.uniform(0, 100_000, n),
+              rng.uniform(0, 40_000, n)]
+    b = a + rng.normal(0, 120, (n, 3))
+    segments = max(2, n // 100)
+    df = pd.DataFrame({
+        "xa": a[:, 0], "ya": a[:, 1], "za": a[:, 2],
+        "xb": b[:, 0], "yb": b[:, 1], "zb": b[:, 2],
+        "score": rng.random(n).astype(np.float32),
+        "pre": rng.integers(1, segments + 1, n).astype(np.uint64),
+        "post": rng.integers(1, segments + 1, n).astype(np.uint64),
+    })
+    df.index = df.index.astype(np.uint64)
+    return df
+
+
+def run_one(tool: str, n: int, out: str, kind: str = "point") -> dict:
     # imports (and ngsidekick's numba/duckdb start-up) happen before the clock starts
     if tool == "nglive":
         from nglive.formats.annotations import write_annotations
@@ -53,14 +74,27 @@ def run_one(tool: str, n: int, out: str) -> dict:
         from neuroglancer.write_annotations import AnnotationWriter
     else:
         raise ValueError(tool)
-    df = make_points(n)
+    df = make_points(n) if kind == "point" else make_lines(n)
+    rels = ["segment"] if kind == "point" else ["pre", "post"]
     t0 = time.perf_counter()
     if tool == "nglive":
-        write_annotations(df, "xyz", "point", properties=["score"], relationships=["segment"],
+        write_annotations(df, "xyz", kind, properties=["score"], relationships=rels,
                           output_dir=out)
     elif tool == "ngsidekick":
-        write_precomputed_annotations(df, "xyz", "point", properties=["score"],
-                                      relationships=["segment"], output_dir=out)
+        write_precomputed_annotations(df, "xyz", kind, properties=["score"],
+                                      relationships=rels, output_dir=out)
+    elif kind == "line":
+        cs = neuroglancer.CoordinateSpace(names=["x", "y", "z"], units="nm", scales=[1, 1, 1])
+        w = AnnotationWriter(cs, "line", relationships=rels, properties=[
+            neuroglancer.AnnotationPropertySpec(id="score", type="float32")])
+        a = df[["xa", "ya", "za"]].to_numpy()
+        b = df[["xb", "yb", "zb"]].to_numpy()
+        score = df["score"].to_numpy()
+        pre, post = df["pre"].to_numpy(), df["post"].to_numpy()
+        for i in range(n):  # the reference writer's own API is one call per annotation
+            w.add_line(a[i], b[i], id=int(df.index[i]), score=float(score[i]),
+                       pre=[int(pre[i])], post=[int(post[i])])
+        w.write(out)
     else:
         cs = neuroglancer.CoordinateSpace(names=["x", "y", "z"], units="nm", scales=[1, 1, 1])
         w = AnnotationWriter(cs, "point", relationships=["segment"], properties=[
@@ -86,12 +120,14 @@ def main():
     ap.add_argument("--ng-max", type=int, default=100_000,
                     help="largest size for neuroglancer's AnnotationWriter (slow)")
     ap.add_argument("--tools", nargs="+", default=["nglive", "ngsidekick", "neuroglancer"])
+    ap.add_argument("--kind", choices=["point", "line"], default="point",
+                    help="points with one relationship, or lines with two")
     ap.add_argument("--child", nargs=2, metavar=("TOOL", "N"))
     args = ap.parse_args()
     if args.child:
         out = tempfile.mkdtemp(prefix="bench-annot-")
         try:
-            print(json.dumps(run_one(args.child[0], int(args.child[1]), out)))
+            print(json.dumps(run_one(args.child[0], int(args.child[1]), out, args.kind)))
         finally:
             shutil.rmtree(out, ignore_errors=True)
         return
@@ -100,8 +136,8 @@ def main():
         for tool in args.tools:
             if tool == "neuroglancer" and n > args.ng_max:
                 continue
-            p = subprocess.run([sys.executable, __file__, "--child", tool, str(n)],
-                               capture_output=True, text=True)
+            p = subprocess.run([sys.executable, __file__, "--child", tool, str(n),
+                                "--kind", args.kind], capture_output=True, text=True)
             if p.returncode:
                 row = {"tool": tool, "n": n, "error": p.stderr.strip().splitlines()[-1:]}
             else:
@@ -115,11 +151,15 @@ def main():
             versions[mod] = version(mod)
         except Exception:  # noqa: BLE001 - a missing tool is recorded as such
             versions[mod] = None
-    result = {"benchmark": "points, float32 property, one uint64 relationship, sharded",
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    what = ("points, float32 property, one uint64 relationship, sharded" if args.kind == "point"
+            else "lines, float32 property, two uint64 relationships, sharded")
+    result = {"benchmark": what,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "load_average": os.getloadavg()},
               "versions": versions, "rows": rows}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "annotations.json"), "w") as f:
+    name = "annotations.json" if args.kind == "point" else "annotations_lines.json"
+    with open(os.path.join(HERE, "results", name), "w") as f:
         json.dump(result, f, indent=1)
 
 
