@@ -87,6 +87,50 @@ def test_pinched_vertices_agree_with_open3d():
         assert np.asarray(om.get_non_manifold_vertices()).tolist() == [0]
 
 
+def pinched_by_brute_force(faces: np.ndarray) -> list[int]:
+    """Vertices whose link (the edges opposite them) falls apart into several loops.
+
+    A plain per-vertex walk, independent of nglive's vectorised check: on a watertight
+    surface a vertex is a manifold point exactly when its link is one connected loop.
+    """
+    link: dict[int, list[tuple[int, int]]] = {}
+    for a, b, c in faces.tolist():
+        link.setdefault(a, []).append((b, c))
+        link.setdefault(b, []).append((c, a))
+        link.setdefault(c, []).append((a, b))
+    pinched = []
+    for v, edges in link.items():
+        parent: dict[int, int] = {}
+        for x, y in edges:
+            parent[_root(parent, x)] = _root(parent, y)
+        if len({_root(parent, x) for e in edges for x in e}) > 1:
+            pinched.append(v)
+    return sorted(pinched)
+
+
+def _root(parent: dict[int, int], x: int) -> int:
+    while parent.setdefault(x, x) != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def test_pinched_vertices_agree_with_brute_force():
+    shaper = AlphaShaper(solid_torus(3000, seed=8))
+    checked = 0
+    for alpha in np.geomspace(0.2, 0.6, 25):
+        mesh = shaper.mesh(alpha)
+        chk = surface_check(mesh.faces)
+        if not chk.watertight or len(mesh.faces) == 0:
+            continue
+        assert sorted(chk.pinched_vertices.tolist()) == pinched_by_brute_force(mesh.faces), alpha
+        checked += 1
+    assert checked > 0
+    faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])  # two tets, one vertex
+    assert pinched_by_brute_force(faces) == [0]
+    assert surface_check(faces).pinched_vertices.tolist() == [0]
+
+
 def test_fast_yes_no_agrees_with_full_check():
     shaper = AlphaShaper(solid_torus(3000, seed=8))
     answers = set()
