@@ -307,18 +307,24 @@ def _assemble(n: int, slots: list) -> bytes:
 
 def _json_uint_strings(values: np.ndarray) -> list:
     """A JSON array of the decimal strings of uint64 ``values``, as byte chunks."""
-    n = len(values)
-    if n == 0:
-        return [b"[]"]
-    bodies = []
-    for lo in range(0, n, _CHUNK):
-        v = values[lo : lo + _CHUNK]
+    def slots(v: np.ndarray) -> list:
         nd = _ndigits(v)
         width = int(nd.max())
         mask = None if int(nd.min()) == width else _right_mask(nd, width)
-        bodies.append(_assemble(len(v), [(b'"', None), (_digit_slot(v, width), mask),
-                                         (b'",', None)]))
-    bodies[-1] = memoryview(bodies[-1])[:-1]
+        return [(b'"', None), (_digit_slot(v, width), mask), (b'"', None)]
+
+    return _json_array(values, slots)
+
+
+def _json_array(values: np.ndarray, slots_of) -> list:
+    """A JSON array whose items are ``slots_of(chunk)`` per row, built chunk by chunk."""
+    if len(values) == 0:
+        return [b"[]"]
+    bodies = []
+    for lo in range(0, len(values), _CHUNK):
+        v = values[lo : lo + _CHUNK]
+        bodies.append(_assemble(len(v), slots_of(v) + [(b",", None)]))
+    bodies[-1] = memoryview(bodies[-1])[:-1]  # no comma after the last item
     return [b"[", *bodies, b"]"]
 
 
@@ -420,16 +426,9 @@ def _float_slots(values: np.ndarray, missing: str) -> list:
 
 def _json_number_array(values: np.ndarray, *, missing: str) -> list:
     """A JSON array of numbers, as byte chunks; NaN is written as the string ``missing``."""
-    n = len(values)
-    if n == 0:
-        return [b"[]"]
-    bodies = []
-    for lo in range(0, n, _CHUNK):
-        v = values[lo : lo + _CHUNK]
-        slots = _float_slots(v, missing) if v.dtype.kind == "f" else _int_slots(v)[0]
-        bodies.append(_assemble(len(v), slots + [(b",", None)]))
-    bodies[-1] = memoryview(bodies[-1])[:-1]
-    return [b"[", *bodies, b"]"]
+    if values.dtype.kind == "f":
+        return _json_array(values, lambda v: _float_slots(v, missing))
+    return _json_array(values, lambda v: _int_slots(v)[0])
 
 
 def _json_id_array(ids: np.ndarray) -> list:

@@ -12,8 +12,8 @@ import pandas as pd
 from ..formats.legacy_mesh import encode_legacy_meshes
 from ..formats.units import nm_per_coordinate
 from ..formats.validation import as_uint64_ids
-from .base import Binding, BoundSource
-from .segment_properties import default_keywords, display_source, properties_source
+from .base import BoundSource
+from .segment_properties import PropertiesBinding
 
 if TYPE_CHECKING:
     from ..widget import Viewer
@@ -38,7 +38,7 @@ def _mesh_fingerprint(meshes: Mapping) -> bytes:
     return h.digest()
 
 
-class MeshLayer(Binding):
+class MeshLayer(PropertiesBinding):
     """A segmentation layer showing ``{segment id: mesh}`` with properties from a table.
 
     Returned by :meth:`nglive.Viewer.add_meshes`. Edit ``layer.df`` in place (the
@@ -85,28 +85,6 @@ class MeshLayer(Binding):
             vertices, faces = (mesh.vertices, mesh.faces) if hasattr(mesh, "vertices") else mesh
             out[sid] = (np.asarray(vertices, dtype=np.float64) * scale, faces)
         return out
-
-    def bind_properties(self, df: pd.DataFrame, *, id_col: str = "segment_id",
-                        label_col: str | None = None, color_col: str | None = None,
-                        visible_col: str | None = None, **keywords) -> None:
-        """Bind (or re-bind) the properties table and how its columns are used."""
-        self.df = df
-        self.id_col = id_col
-        self.label_col = label_col
-        self.color_col = color_col
-        self.visible_col = visible_col
-        self.property_keywords = keywords
-        self.sources["properties"] = properties_source(lambda: self.df, self._keywords)
-        self.sources.pop("display", None)
-        self.state_parts.pop("display", None)
-        if color_col is not None or visible_col is not None:
-            self.sources["display"] = display_source(
-                lambda: self.df, lambda: self.id_col, lambda: self.color_col,
-                lambda: self.visible_col)
-
-    def _keywords(self) -> dict:
-        return default_keywords(self.df, self.id_col, self.label_col, self.property_keywords,
-                                exclude=(self.color_col, self.visible_col))
 
     def update(self, df: pd.DataFrame | None = None, *, meshes: Mapping | None = None,
                force: bool = False, wait: bool = True):

@@ -123,7 +123,33 @@ def display_source(get_df: Callable[[], pd.DataFrame], id_col: Callable[[], str]
     )
 
 
-class SegmentPropertiesLayer(Binding):
+class PropertiesBinding(Binding):
+    """A binding whose table feeds segment properties, colours and visible segments."""
+
+    def bind_properties(self, df: pd.DataFrame, *, id_col: str = "segment_id",
+                        label_col: str | None = None, color_col: str | None = None,
+                        visible_col: str | None = None, **keywords) -> None:
+        """Bind (or re-bind) the properties table and how its columns are used."""
+        self.df = df
+        self.id_col = id_col
+        self.label_col = label_col
+        self.color_col = color_col
+        self.visible_col = visible_col
+        self.property_keywords = keywords
+        self.sources["properties"] = properties_source(lambda: self.df, self._keywords)
+        self.sources.pop("display", None)
+        self.state_parts.pop("display", None)
+        if color_col is not None or visible_col is not None:
+            self.sources["display"] = display_source(
+                lambda: self.df, lambda: self.id_col, lambda: self.color_col,
+                lambda: self.visible_col)
+
+    def _keywords(self) -> dict:
+        return default_keywords(self.df, self.id_col, self.label_col, self.property_keywords,
+                                exclude=(self.color_col, self.visible_col))
+
+
+class SegmentPropertiesLayer(PropertiesBinding):
     """Segment properties (and optionally colours and visibility) bound to a table,
     attached to a segmentation layer as an extra data source.
 
@@ -137,22 +163,9 @@ class SegmentPropertiesLayer(Binding):
                  color_col: str | None = None, visible_col: str | None = None,
                  **keywords):
         super().__init__(viewer, name)
-        self.df = df
         self.external_source = source
-        self.id_col = id_col
-        self.label_col = label_col
-        self.color_col = color_col
-        self.visible_col = visible_col
-        self.keywords = keywords
-        self.sources["properties"] = properties_source(lambda: self.df, self._keywords)
-        if color_col is not None or visible_col is not None:
-            self.sources["display"] = display_source(
-                lambda: self.df, lambda: self.id_col, lambda: self.color_col,
-                lambda: self.visible_col)
-
-    def _keywords(self) -> dict:
-        return default_keywords(self.df, self.id_col, self.label_col, self.keywords,
-                                exclude=(self.color_col, self.visible_col))
+        self.bind_properties(df, id_col=id_col, label_col=label_col, color_col=color_col,
+                             visible_col=visible_col, **keywords)
 
     def update(self, df: pd.DataFrame | None = None, *, force: bool = False,
                wait: bool = True):
