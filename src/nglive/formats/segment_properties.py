@@ -147,8 +147,12 @@ class SegmentProperties:
             "inline": {"ids": list(map(str, self.ids.tolist())), "properties": props},
         }
 
-    def to_json(self) -> bytes:
-        """The ``info`` file: strict JSON (no NaN/Infinity literals), UTF-8 bytes."""
+    def to_json(self) -> bytearray:
+        """The ``info`` file: strict JSON (no NaN/Infinity literals), UTF-8.
+
+        Returned as a ``bytearray`` that the columns are appended to one by one, so the
+        whole document is never held twice (a ``bytes`` would need one more copy).
+        """
         jobs: list = [lambda: _json_id_array(self.ids)]
         heads: list[bytes] = []
         tails: list[bytes] = []
@@ -176,19 +180,51 @@ class SegmentProperties:
             heads.append(_head_json(head))
             tails.append(b',"data_type":' + json.dumps(p.data_type).encode() + b"}")
             jobs.append(lambda p=p: _json_number_array(p.values, missing=MISSING_NUMBER))
-        # numpy releases the GIL in most of the work, so columns encode side by side
-        if len(self.ids) >= 50_000 and len(jobs) > 1:
-            with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-                arrays = list(pool.map(lambda job: job(), jobs))
-        else:
-            arrays = [job() for job in jobs]
-        parts: list = [b'{"@type":"neuroglancer_segment_properties","inline":{"ids":']
-        parts += arrays[0]
-        parts.append(b',"properties":[')
+        # float columns cost about four times an int or a string column
+        cost = [1] * (len(jobs) - len(self.numbers)) + [
+            4 if p.values.dtype.kind == "f" else 1 for p in self.numbers
+        ]
+        arrays = _results_in_order(jobs, cost=cost, parallel=len(self.ids) >= 50_000)
+        out = bytearray(b'{"@type":"neuroglancer_segment_properties","inline":{"ids":')
+        _append(out, next(arrays))
+        out += b',"properties":['
         for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
-            parts += [b"," if i else b"", head, b',"values":', *arrays[i + 1], tail]
-        parts.append(b"]}}")
-        return b"".join(parts)
+            out += b"," if i else b""
+            out += head
+            out += b',"values":'
+            _append(out, next(arrays))
+            out += tail
+        out += b"]}}"
+        return out
+
+
+def _append(out: bytearray, chunks: list) -> None:
+    for chunk in chunks:
+        out += chunk
+    chunks.clear()  # free each column's text as soon as it is copied
+
+
+def _results_in_order(jobs: list, *, cost: list, parallel: bool):
+    """Yield each job's result in order; in threads when ``parallel``.
+
+    ``cost`` is a rough relative cost per job.
+
+    numpy releases the GIL in most of the work, so columns encode side by side; each
+    result is handed over (and forgotten here) as soon as it is its turn.
+    """
+    if not parallel or len(jobs) < 2:
+        for job in jobs:
+            yield job()
+        return
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        # the slowest jobs start first, the rest in document order, so the results
+        # that have to wait for their turn are few and the wall time is the longest job
+        futures: list = [None] * len(jobs)
+        for i in sorted(range(len(jobs)), key=lambda i: -cost[i]):
+            futures[i] = pool.submit(jobs[i])
+        for i in range(len(futures)):
+            future, futures[i] = futures[i], None
+            yield future.result()
 
 
 def _head_json(head: dict) -> bytes:
@@ -225,12 +261,13 @@ def _unique_rows(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- JSON
 
 
-def to_json(props: dict | SegmentProperties) -> bytes:
+def to_json(props: dict | SegmentProperties) -> bytes | bytearray:
     """Serialise segment properties to strict JSON bytes.
 
-    Accepts a :class:`SegmentProperties` (fast path, column by column) or a dictionary
-    such as :func:`segment_properties` returns (``json.dumps`` with ``allow_nan=False``,
-    so a NaN that slipped in raises instead of producing invalid JSON).
+    Accepts a :class:`SegmentProperties` (fast path, column by column, returning a
+    ``bytearray``) or a dictionary such as :func:`segment_properties` returns
+    (``json.dumps`` with ``allow_nan=False``, so a NaN that slipped in raises instead of
+    producing invalid JSON; returns ``bytes``).
 
     Examples
     --------
@@ -251,7 +288,7 @@ def to_json(props: dict | SegmentProperties) -> bytes:
 _QUADS = np.frombuffer(
     "".join(f"{i:04d}" for i in range(10_000)).encode(), dtype=np.uint32
 )  # "0000".."9999" as one 4-byte word each
-_CHUNK = 1 << 18  # rows encoded at a time: bounds the temporaries, stays in cache
+_CHUNK = 1 << 16  # rows encoded at a time: bounds the temporaries, stays in cache
 _P10 = np.array([10**i for i in range(20)], dtype=np.uint64)
 
 
@@ -377,47 +414,43 @@ def _float32_decimal(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _float_slots(values: np.ndarray, missing: str) -> list:
-    """Slots writing float32 values as short decimals (``0.25``, ``1200``, ``1.5e-07``)."""
-    n = len(values)
+    """Slots writing float32 values as short decimals (``0.25``, ``1200``, ``1.5e-07``).
+
+    Each value is m * 10**k (m without trailing zeros); it is written as an integer
+    part, a dot and a fraction, both cut from m with integer arithmetic, plus an
+    exponent for very large or small magnitudes.
+    """
     nan = np.isnan(values)
     ok = ~nan
-    x = np.where(nan, 0, values).astype(np.float32)
+    x = np.where(nan, np.float32(0), values).astype(np.float32, copy=False)
     m, k = _float32_decimal(x)
-    nd = _ndigits(m.astype(np.uint64)).astype(np.int64)
+    m = m.astype(np.uint64)
+    nd = _ndigits(m).astype(np.int64)
     lead = nd - 1 + k  # decimal exponent of the leading digit
     sci = (m > 0) & ((lead < -5) | (lead >= 16))
-    # the digits of m, left-aligned, each followed by a slot for the decimal point
-    digits = _digit_slot((m * 10 ** (9 - nd)).astype(np.uint64), 9)
-    mat = np.empty((n, 18), np.uint8)
-    mat[:, 0::2] = digits
-    mat[:, 1::2] = ord(".")
-    dot_after = np.where(sci, 0, lead)
-    cols = np.arange(9)[None, :]
-    mask = np.empty((n, 18), bool)
-    mask[:, 0::2] = (cols < nd[:, None]) & ok[:, None]
-    mask[:, 1::2] = (cols == dot_after[:, None]) & (dot_after < nd - 1)[:, None] & ok[:, None]
-    plain = ok & ~sci
-    slots: list = [(b"-", np.signbit(x) & ok)]
-    small = plain & (lead < 0)
-    if small.any():  # 0.000ddd
-        zeros = np.where(small, -lead - 1, 0)
-        zw = int(zeros.max())
-        slots.append((b"0.", small))
-        if zw:
-            slots.append((b"0" * zw, np.arange(zw)[None, :] < zeros[:, None]))
-    slots.append((mat, mask))
-    trail = np.where(plain, lead - nd + 1, 0)  # ddd000
-    tw = int(trail.max())
-    if tw > 0:
-        slots.append((b"0" * tw, np.arange(tw)[None, :] < trail[:, None]))
+    # digits after the dot: -k in plain notation, all but the first in scientific
+    fd = np.where(sci, nd - 1, np.maximum(-k, 0))
+    scale = _P10[fd]
+    whole = m // scale
+    frac = m - whole * scale
+    whole = np.where(sci | (k < 0), whole, m * _P10[np.clip(k, 0, 19)])
+    wd = _ndigits(whole)
+    ww = int(wd.max())
+    fw = int(fd.max())
+    slots: list = [
+        (b"-", np.signbit(x) & ok),
+        (_digit_slot(whole, ww), _right_mask(wd, ww) & ok[:, None]),
+    ]
+    if fw:
+        left = frac * _P10[fw - fd]  # left-aligned in fw digits
+        slots += [(b".", fd > 0), (_digit_slot(left, fw), np.arange(fw)[None, :] < fd[:, None])]
     if sci.any():
-        e = sci & ok
         ek = np.abs(lead).astype(np.uint64)
         end = _ndigits(ek)
         ew = int(end.max())
         slots += [
-            (b"e", e), (b"-", e & (lead < 0)),
-            (_digit_slot(ek, ew), _right_mask(end, ew) & e[:, None]),
+            (b"e", sci), (b"-", sci & (lead < 0)),
+            (_digit_slot(ek, ew), _right_mask(end, ew) & sci[:, None]),
         ]
     if nan.any():
         slots.append((json.dumps(missing).encode(), nan))
@@ -440,22 +473,32 @@ def _json_string_array(values: np.ndarray) -> list:
     items = values.tolist()
     if not items:
         return [b"[]"]
+    chunks: list = [b'["']
     try:
-        joined = '","'.join(items).encode()
-    except UnicodeEncodeError:  # lone surrogates: let json escape them
-        joined = None
-    except TypeError:  # not all str
-        joined = None
-    if joined is not None:
-        b = np.frombuffer(joined, np.uint8)
-        # nothing to escape: no control characters, backslashes or quotes of our own
-        if not (b < 32).any() and not (b == 92).any() and (
-            np.count_nonzero(b == 34) == 2 * (len(items) - 1)
-        ):
-            return [b'["', joined, b'"]']
+        for lo in range(0, len(items), _CHUNK):  # in blocks: no column-sized str
+            block = items[lo : lo + _CHUNK]
+            text = '","'.join(block).encode()
+            # nothing to escape: no control characters, backslashes or quotes of ours
+            if text.count(b'"') != 2 * (len(block) - 1) or _has_control_or_backslash(text):
+                break
+            chunks += [b'","' if lo else b"", text]
+        else:
+            chunks.append(b'"]')
+            return chunks
+    except (UnicodeEncodeError, TypeError):  # lone surrogates, or not all str
+        pass
+    chunks.clear()
     return [json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode(
         errors="surrogatepass"
     )]
+
+
+def _has_control_or_backslash(text: bytes, block: int = 1 << 20) -> bool:
+    for lo in range(0, len(text), block):  # in blocks: no text-sized temporaries
+        b = np.frombuffer(text, np.uint8, min(block, len(text) - lo), lo)
+        if (b < 32).any() or (b == 92).any():
+            return True
+    return False
 
 
 def _json_tag_lists(codes: np.ndarray, combos: list[tuple[int, ...]]) -> list:
