@@ -1018,21 +1018,24 @@ def segment_properties(
     ).to_dict()
 
 
-def segment_properties_json(df: pd.DataFrame, **kwargs) -> bytes:
-    """The ``info`` file of :func:`segment_properties` as strict JSON bytes.
+def segment_properties_json(df: pd.DataFrame, **kwargs) -> bytearray:
+    """The ``info`` file of :func:`segment_properties` as strict JSON (UTF-8).
 
     Takes the same keywords and validates the same way. Much faster than
     ``json.dumps(segment_properties(df, ...))``: the large arrays are written as text
     straight from numpy (no Python list per column, no per-row loop), and the columns
-    are encoded in parallel threads for large tables. ``json.loads`` of the result
-    equals :func:`segment_properties` except that floats are written with the fewest
-    digits that give back the same float32.
+    are encoded in parallel threads for large tables and appended to one
+    ``bytearray`` (a bytes-like object: ``json.loads``, file writes and the Store take
+    it as it is; ``bytes(...)`` makes an immutable copy). ``json.loads`` of the result
+    equals :func:`segment_properties` except that float32 numbers are written with 6
+    significant digits when those read back as the same float32, else with 9 (which
+    always do), trailing zeros dropped.
 
     Examples
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame({"pt_root_id": [2**63 + 1], "size": [0.1]})
-    >>> segment_properties_json(df, number_cols="size").split(b'"properties":')[1]
+    >>> bytes(segment_properties_json(df, number_cols="size").split(b'"properties":')[1])
     b'[{"id":"size","type":"number","values":[0.1],"data_type":"float32"}]}}'
     """
     return _build(df, **kwargs).to_json()
