@@ -131,21 +131,34 @@ def _edge_manifold(t, ends: np.ndarray) -> np.ndarray:
     u, v = tri, tri[:, [1, 2, 0]]
     edge = (np.minimum(u, v) * n + np.maximum(u, v)).reshape(-1)  # 3 per triangle
     lo, hi = np.repeat(i_lo[act], 3), np.repeat(i_hi[act], 3)
-    e = np.concatenate([edge, edge])
-    at = np.concatenate([lo, hi])
-    delta = np.concatenate([np.ones(lo.size, np.int32), -np.ones(hi.size, np.int32)])
-    order = np.lexsort((at, e))
-    e, at, delta = e[order], at[order], delta[order]
+    e, at, delta = _sorted_events(edge, lo, hi, m)
     count = _per_group_cumsum(delta, e)
     # the count after the last event at an (edge, index) holds until that edge's next one
     last = np.r_[(e[1:] != e[:-1]) | (at[1:] != at[:-1]), True]
     e, at, count = e[last], at[last], count[last]
     nxt = np.where(np.r_[e[1:] == e[:-1], False], np.r_[at[1:], m], m)
     bad = count >= 4
-    diff = np.zeros(m + 1, dtype=np.int64)
-    np.add.at(diff, at[bad], 1)
-    np.add.at(diff, nxt[bad], -1)
+    diff = np.bincount(at[bad], minlength=m + 1) - np.bincount(nxt[bad], minlength=m + 1)
     return np.cumsum(diff[:m]) == 0
+
+
+def _sorted_events(edge: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int):
+    """Events (edge, index, +1 at ``lo`` / -1 at ``hi``) sorted by edge, then index."""
+    e_bits = int(edge.max()).bit_length()
+    at_bits = int(m).bit_length()
+    if e_bits + at_bits + 1 <= 63:
+        # packed into one int64 and sorted by value: several times faster than an
+        # argsort or a lexsort of the separate columns
+        key = np.concatenate([(edge << at_bits | lo) << 1 | 1, (edge << at_bits | hi) << 1])
+        key.sort()
+        delta = (key & 1).astype(np.int32) * 2 - 1
+        key >>= 1
+        return key >> at_bits, key & ((1 << at_bits) - 1), delta
+    e = np.concatenate([edge, edge])
+    at = np.concatenate([lo, hi])
+    delta = np.concatenate([np.ones(lo.size, np.int32), -np.ones(hi.size, np.int32)])
+    order = np.lexsort((at, e))
+    return e[order], at[order], delta[order]
 
 
 def _per_group_cumsum(x: np.ndarray, group: np.ndarray) -> np.ndarray:
