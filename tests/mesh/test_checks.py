@@ -142,3 +142,20 @@ def test_fast_yes_no_agrees_with_full_check():
     assert answers == {True, False}
     faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])
     assert not is_closed_manifold(faces) and not is_closed_manifold(TET[:3])
+
+
+def test_report_components_area_and_solids_agree_with_trimesh_and_count_solids():
+    from nglive.mesh.checks import check_with_solids, count_solids
+
+    shaper = AlphaShaper(solid_torus(1500, seed=9))
+    t = shaper.triangulation
+    for alpha in np.quantile(shaper.critical_alphas, [0.05, 0.2, 0.4, 0.7, 0.95]):
+        mesh = shaper.mesh(alpha)
+        ref = trimesh.Trimesh(mesh.vertices, mesh.faces)
+        rep = shaper.report(alpha)
+        assert rep.n_components == ref.body_count
+        assert rep.area == pytest.approx(mesh.area, rel=1e-9)
+        faces = t.boundary(alpha)
+        chk, solids = check_with_solids(faces, t.points)
+        assert solids == count_solids(faces, t.points)
+        assert chk.n_components == count_components(faces)

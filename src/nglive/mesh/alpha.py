@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
-from .checks import count_solids, surface_check
+from .checks import check_with_solids
 from .repair import fill_cavities, repair_manifold
 from .triangulation import Triangulation
 
@@ -202,15 +202,14 @@ class AlphaShaper:
             faces = t.boundary(alpha)
             volume = t.volume(alpha)
             outside = t.points_outside(alpha)
-        chk = surface_check(faces, len(t.points))
-        if chk.is_manifold:  # cheap: count outer surfaces
-            solids = count_solids(faces, t.points) or 0
+        chk, solids = check_with_solids(faces, t.points)
+        if solids is not None:  # a closed 2-manifold: its outer surfaces were counted
+            pass
         elif fill_cavities or repair:
             solids = t.n_solids_of(kept)
         else:
             solids = int(t.n_solids(alpha))
-        p = t.points[faces]
-        area = float(np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum())
+        area = _area(t.points, faces)
         return AlphaReport(
             alpha=float(alpha),
             n_faces=int(len(faces)),
@@ -220,7 +219,7 @@ class AlphaShaper:
             n_solids=solids,
             points_outside=outside,
             volume=volume,
-            area=area / 2.0,
+            area=area,
             non_manifold_edges=int(len(chk.non_manifold_edges)),
             pinched_vertices=int(len(chk.pinched_vertices)),
         )
@@ -249,6 +248,14 @@ class AlphaShaper:
         from .spectrum import spectrum
 
         return spectrum(self, alphas=alphas, n=n)
+
+
+def _area(points: np.ndarray, faces: np.ndarray) -> float:
+    x, y, z = (np.ascontiguousarray(points[:, k])[faces] for k in range(3))
+    ux, uy, uz = x[:, 1] - x[:, 0], y[:, 1] - y[:, 0], z[:, 1] - z[:, 0]
+    vx, vy, vz = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0], z[:, 2] - z[:, 0]
+    cross = np.sqrt((uy * vz - uz * vy) ** 2 + (uz * vx - ux * vz) ** 2 + (ux * vy - uy * vx) ** 2)
+    return float(cross.sum()) / 2.0
 
 
 def _check_alpha(alpha) -> float:

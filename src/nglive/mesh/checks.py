@@ -16,6 +16,7 @@ from scipy.sparse import csgraph
 __all__ = [
     "SurfaceCheck",
     "count_components",
+    "check_with_solids",
     "count_solids",
     "is_closed_manifold",
     "pinched_vertices",
@@ -97,14 +98,19 @@ def count_components(faces: np.ndarray, n_vertices: int | None = None) -> int:
     faces = np.asarray(faces)
     if faces.size == 0:
         return 0
-    used, inv = np.unique(faces.reshape(-1), return_inverse=True)
-    f = inv.reshape(-1, 3)
-    n = used.size
-    g = sparse.coo_matrix(
-        (np.ones(2 * len(f), dtype=np.int8), (f[:, [0, 1]].ravel(), f[:, [1, 2]].ravel())),
-        shape=(n, n),
+    nf = len(faces)
+    n = int(faces.max()) + 1 if n_vertices is None else n_vertices
+    idx = np.int32 if nf + n < 2**31 else np.int64
+    # faces and vertices as the nodes of one graph, each face linked to its three
+    # vertices: already CSR (no sort), and unused vertices are lone nodes to subtract
+    g = sparse.csr_matrix(
+        (np.ones(3 * nf), (faces.reshape(-1) + nf).astype(idx),
+         np.r_[np.arange(0, 3 * nf + 1, 3), np.full(n, 3 * nf)].astype(idx)),
+        shape=(nf + n, nf + n),
     )
-    return int(csgraph.connected_components(g, directed=False)[0])
+    total = csgraph.connected_components(g, directed=True, connection="weak")[0]
+    unused = n - np.count_nonzero(np.bincount(faces.reshape(-1), minlength=n))
+    return int(total - unused)
 
 
 def _fans(faces: np.ndarray, partner: np.ndarray, n: int) -> np.ndarray:
@@ -196,7 +202,13 @@ def count_solids(faces: np.ndarray, points: np.ndarray) -> int | None:
     partner = _closed_partner(faces, n)
     if partner is None or _fans(faces, partner, n).size:
         return None
-    nf = len(faces)
+    _, label = _face_components(partner)
+    return _positive_surfaces(faces, points, label)
+
+
+def _face_components(partner: np.ndarray) -> tuple[int, np.ndarray]:
+    """Components of the faces of a closed mesh joined across shared edges."""
+    nf = len(partner) // 3
     idx = np.int32 if 3 * nf < 2**31 else np.int64
     # every face has exactly three neighbours: the adjacency is CSR as it stands. It is
     # symmetric, so its strong components are its connected components; asking for those
@@ -205,7 +217,10 @@ def count_solids(faces: np.ndarray, points: np.ndarray) -> int | None:
         (np.ones(3 * nf), (partner // 3).astype(idx), np.arange(0, 3 * nf + 1, 3, dtype=idx)),
         shape=(nf, nf),
     )
-    _, label = csgraph.connected_components(g, directed=True, connection="strong")
+    return csgraph.connected_components(g, directed=True, connection="strong")
+
+
+def _positive_surfaces(faces: np.ndarray, points: np.ndarray, label: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(label, weights=_signed_volumes(faces, points)) > 0))
 
 
@@ -244,16 +259,33 @@ def surface_check(
     >>> surface_check(trimesh.creation.icosphere().faces).is_manifold
     True
     """
-    faces = np.asarray(faces, dtype=np.int64)
+    return _check(np.asarray(faces, dtype=np.int64), n_vertices, components=components)[0]
+
+
+def check_with_solids(faces: np.ndarray, points: np.ndarray) -> tuple[SurfaceCheck, int | None]:
+    """:func:`surface_check` and, for a closed 2-manifold, :func:`count_solids` (else
+    None), sharing the edge pairing and the components between them."""
+    return _check(np.asarray(faces, dtype=np.int64), len(points), points=points)
+
+
+def _check(faces, n_vertices, *, components=True, points=None):
     if faces.size == 0:
         empty = np.zeros((0, 2), dtype=np.int64)
-        return SurfaceCheck(True, True, empty, np.zeros(0, dtype=np.int64), 0)
+        return SurfaceCheck(True, True, empty, np.zeros(0, dtype=np.int64), 0), None
     n = int(faces.max()) + 1 if n_vertices is None else n_vertices
     partner = _closed_partner(faces, n)
+    solids = None
+    n_components = -1
     if partner is not None:  # the common case: every edge once each way
         watertight = winding = True
         non_manifold = np.zeros((0, 2), dtype=np.int64)
         pinched = _fans(faces, partner, n)
+        if pinched.size == 0 and (components or points is not None):
+            # without pinches, faces meeting at a vertex also meet along an edge: the
+            # edge-connected components are trimesh's vertex-connected bodies
+            n_components, label = _face_components(partner)
+            if points is not None:
+                solids = _positive_surfaces(faces, points, label)
     else:
         tails, heads = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
         und = np.minimum(tails, heads) * n + np.maximum(tails, heads)
@@ -263,10 +295,13 @@ def surface_check(
         watertight = bad.size == 0
         winding = False
         pinched = np.zeros(0, dtype=np.int64)
-    return SurfaceCheck(
+    if components and n_components < 0:
+        n_components = count_components(faces, n)
+    chk = SurfaceCheck(
         watertight=watertight,
         winding_consistent=winding,
         non_manifold_edges=non_manifold,
         pinched_vertices=pinched,
-        n_components=count_components(faces, n) if components else -1,
+        n_components=int(n_components),
     )
+    return chk, solids
