@@ -30,35 +30,39 @@ _JITTER_SEED = 0x6E676C  # fixed: the same points always give the same triangula
 _FACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]], dtype=np.intp)
 
 
-def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of (n, 3) arrays (np.cross is slower for this shape)."""
-    out = np.empty_like(u)
-    out[:, 0] = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
-    out[:, 1] = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
-    out[:, 2] = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-    return out
+def _edges(pts: np.ndarray, tet: np.ndarray) -> list[np.ndarray]:
+    """Edge vectors v1-v0, v2-v0, v3-v0 of every tetrahedron, as 9 coordinate columns
+    (a_x, a_y, a_z, b_x, ...): contiguous 1-D arrays are several times faster here
+    than row-wise (n, 3) arithmetic."""
+    cols = []
+    for k in range(3):
+        c = np.ascontiguousarray(pts[:, k])[tet]
+        cols.append(c[:, 1:] - c[:, :1])
+    return [cols[k][:, j].copy() for j in range(3) for k in range(3)]
 
 
 def _circumradii(pts: np.ndarray, tet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Circumradius (inf when flat) and orientation determinant of every tetrahedron."""
-    p = pts[tet]
-    a, b, c = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
-    del p
-    num = _cross(b, c)
-    det = np.einsum("ij,ij->i", a, num)
-    num *= np.einsum("ij,ij->i", a, a)[:, None]
-    num += np.einsum("ij,ij->i", b, b)[:, None] * _cross(c, a)
-    num += np.einsum("ij,ij->i", c, c)[:, None] * _cross(a, b)
+    ax, ay, az, bx, by, bz, cx, cy, cz = _edges(pts, tet)
+    # circumcentre offset = (|a|^2 (b x c) + |b|^2 (c x a) + |c|^2 (a x b)) / (2 det)
+    bcx, bcy, bcz = by * cz - bz * cy, bz * cx - bx * cz, bx * cy - by * cx
+    det = ax * bcx + ay * bcy + az * bcz
+    la = ax * ax + ay * ay + az * az
+    lb = bx * bx + by * by + bz * bz
+    lc = cx * cx + cy * cy + cz * cz
+    nx = la * bcx + lb * (cy * az - cz * ay) + lc * (ay * bz - az * by)
+    ny = la * bcy + lb * (cz * ax - cx * az) + lc * (az * bx - ax * bz)
+    nz = la * bcz + lb * (cx * ay - cy * ax) + lc * (ax * by - ay * bx)
     with np.errstate(divide="ignore", invalid="ignore"):
-        radius = np.sqrt(np.einsum("ij,ij->i", num, num)) / (2.0 * np.abs(det))
+        radius = np.sqrt(nx * nx + ny * ny + nz * nz) / (2.0 * np.abs(det))
     radius[~np.isfinite(radius)] = np.inf  # flat tetrahedra are never kept
     return radius, det
 
 
 def _volumes(pts: np.ndarray, tet: np.ndarray) -> np.ndarray:
-    q = pts[tet]
-    q1, q2, q3 = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0], q[:, 3] - q[:, 0]
-    return np.abs(np.einsum("ij,ij->i", q1, _cross(q2, q3))) / 6.0
+    ax, ay, az, bx, by, bz, cx, cy, cz = _edges(pts, tet)
+    det = ax * (by * cz - bz * cy) + ay * (bz * cx - bx * cz) + az * (bx * cy - by * cx)
+    return np.abs(det) / 6.0
 
 
 class AlphaShapeInputError(ValueError):
