@@ -134,14 +134,31 @@ def test_small_by_id_records_are_not_gzip_inflated(tmp_path):
     df = pd.DataFrame({"x": rng.random(n), "y": rng.random(n), "z": rng.random(n),
                        "w": rng.random(n).astype(np.float32),
                        "seg": rng.integers(0, 200, n).astype(np.uint64)})
-    files = encode_annotations(df, "xyz", "point", properties=["w"], relationships=["seg"])
+    files = encode_annotations(df, "xyz", "point", properties=["w"], relationships=["seg"],
+                               gzip=True)
     info = json.loads(files["info"])
     assert info["by_id"]["sharding"]["data_encoding"] == "raw"
+    assert info["relationships"][0]["sharding"]["data_encoding"] == "gzip"  # ~2 kB values
     by_id_bytes = sum(len(v) for k, v in files.items() if k.startswith("by_id/"))
     assert by_id_bytes < 1.4 * 28 * n  # 28-byte records plus a compressed index
     write_annotations(df, "xyz", "point", properties=["w"], relationships=["seg"],
-                      output_dir=str(tmp_path))
-    assert AnnotationReader(f"file://{tmp_path}").by_id[5].props[0] == np.float32(df.w[5])
+                      output_dir=str(tmp_path), gzip=True)
+    reader = AnnotationReader(f"file://{tmp_path}")
+    assert reader.by_id[5].props[0] == np.float32(df.w[5])
+    seg = int(df.seg[5])  # the relationship index is gzip-encoded
+    got = sorted(int(a.id) for a in reader.relationships["seg"][seg])
+    assert got == sorted(df.index[df.seg == seg].tolist())
+
+
+def test_values_are_raw_unless_gzip_is_asked_for():
+    n = 20000
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.random(n), "y": rng.random(n), "z": rng.random(n),
+                       "seg": rng.integers(0, 200, n).astype(np.uint64)})
+    info = json.loads(encode_annotations(df, "xyz", "point", relationships=["seg"])["info"])
+    encodings = {e["key"]: e["sharding"]["data_encoding"]
+                 for e in [info["by_id"], *info["relationships"], *info["spatial"]]}
+    assert set(encodings.values()) == {"raw"}, encodings
 
 
 def test_upper_bound_is_exclusive():

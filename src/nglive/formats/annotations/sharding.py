@@ -19,12 +19,14 @@ GZIP_MIN_MEAN_BYTES = 512
 MIN_KEYS_FOR_FOUR_SHARDS = 50_000
 
 
-def choose_sharding(num_keys: int, total_bytes: int) -> dict:
+def choose_sharding(num_keys: int, total_bytes: int, *, gzip: bool = False) -> dict:
     """Sharding parameters for an index of ``num_keys`` values totalling ``total_bytes``.
 
     Shards aim at ~64 MB, with at least 4 of them from 50k keys up (tensorstore writes
-    shards in parallel), and minishards at ~512 keys; values are gzip-compressed only
-    when they average at least 512 bytes, so small by-id records are stored raw.
+    shards in parallel), and minishards at ~512 keys. Values are stored raw unless
+    ``gzip`` is asked for, and even then only when they average at least 512 bytes
+    (gzip would inflate small by-id records): gzip through tensorstore costs far more
+    time than it saves bytes on loopback.
 
     Examples
     --------
@@ -48,7 +50,7 @@ def choose_sharding(num_keys: int, total_bytes: int) -> dict:
         "minishard_bits": int(minishard_bits),
         "shard_bits": int(shard_bits),
         "minishard_index_encoding": "gzip",
-        "data_encoding": "gzip" if mean >= GZIP_MIN_MEAN_BYTES else "raw",
+        "data_encoding": "gzip" if gzip and mean >= GZIP_MIN_MEAN_BYTES else "raw",
     }
 
 
