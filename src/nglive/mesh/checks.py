@@ -113,6 +113,9 @@ def count_components(faces: np.ndarray, n_vertices: int | None = None) -> int:
     return int(total - unused)
 
 
+_TO_NEXT_CORNER = np.array([1, 1, -2])  # corner 3f+j -> 3f+(j+1)%3
+
+
 def _fans(faces: np.ndarray, partner: np.ndarray, n: int) -> np.ndarray:
     """Pinched vertices of a closed, consistently wound mesh (``partner`` from above).
 
@@ -126,15 +129,18 @@ def _fans(faces: np.ndarray, partner: np.ndarray, n: int) -> np.ndarray:
     nc = tails.size
     idx = np.int32 if nc < 2**31 else np.int64  # narrower gathers are faster
     partner = partner.astype(idx, copy=False)
-    nxt = (partner // 3) * 3 + (partner % 3 + 1) % 3
-    label = np.arange(nc, dtype=idx)
+    nxt = partner + _TO_NEXT_CORNER.astype(idx)[partner % 3]
+    start = np.arange(nc, dtype=idx)
+    label = start.copy()
     valence = int(np.bincount(tails).max())
     span = 1
-    while span < valence:
+    while True:
         np.minimum(label, label[nxt], out=label)
-        nxt = nxt[nxt]
         span *= 2
-    reps = tails[label == np.arange(nc, dtype=idx)]  # one corner per fan: its smallest
+        if span >= valence:
+            break
+        nxt = nxt[nxt]
+    reps = tails[label == start]  # one corner per fan: its smallest
     return np.flatnonzero(np.bincount(reps, minlength=n) > 1)
 
 

@@ -132,7 +132,9 @@ def _edge_manifold(t, ends: np.ndarray) -> np.ndarray:
     edge = (np.minimum(u, v) * n + np.maximum(u, v)).reshape(-1)  # 3 per triangle
     lo, hi = np.repeat(i_lo[act], 3), np.repeat(i_hi[act], 3)
     e, at, delta = _sorted_events(edge, lo, hi, m)
-    count = _per_group_cumsum(delta, e)
+    # every +1 has its -1 on the same edge (at ``hi``, which may be ``m``), so each
+    # edge's events sum to zero and the running sum restarts at zero on every edge
+    count = np.cumsum(delta)
     # the count after the last event at an (edge, index) holds until that edge's next one
     last = np.r_[(e[1:] != e[:-1]) | (at[1:] != at[:-1]), True]
     e, at, count = e[last], at[last], count[last]
@@ -159,14 +161,6 @@ def _sorted_events(edge: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int):
     delta = np.concatenate([np.ones(lo.size, np.int32), -np.ones(hi.size, np.int32)])
     order = np.lexsort((at, e))
     return e[order], at[order], delta[order]
-
-
-def _per_group_cumsum(x: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Cumulative sum of ``x`` restarting wherever the sorted ``group`` changes."""
-    c = np.cumsum(x)
-    start = np.r_[True, group[1:] != group[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(x.size), 0))
-    return c - (c - x)[first]
 
 
 def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) -> float:
