@@ -427,3 +427,17 @@ def test_tag_lists_per_id_are_sorted_indices():
     ]
     assert tags["values"] == want
     assert by_id(json.loads(segment_properties_json(df, **kw)))["tags"]["values"] == want
+
+
+def test_long_string_columns_escape_only_the_blocks_that_need_it():
+    from nglive.formats.segment_properties import _CHUNK
+
+    n = 2 * _CHUNK + 10  # three blocks; only the middle one needs escaping
+    texts = [f"cell {i}" for i in range(n)]
+    texts[_CHUNK + 5] = 'say "hi"\\\t'
+    df = pd.DataFrame({"pt_root_id": np.arange(1, n + 1, dtype=np.uint64), "s": texts,
+                       "f": np.linspace(0, 1, n)})
+    data = segment_properties_json(df, label_col="s", number_cols="f")
+    got = by_id(json.loads(data))
+    assert got["label"]["values"] == texts
+    assert got["f"]["values"] == pytest.approx(np.linspace(0, 1, n).astype(np.float32).tolist())

@@ -12,6 +12,7 @@ import json
 import os
 import string
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,51 +181,35 @@ class SegmentProperties:
             heads.append(_head_json(head))
             tails.append(b',"data_type":' + json.dumps(p.data_type).encode() + b"}")
             jobs.append(lambda p=p: _json_number_array(p.values, missing=MISSING_NUMBER))
-        # float columns cost about four times an int or a string column
-        cost = [1] * (len(jobs) - len(self.numbers)) + [
-            4 if p.values.dtype.kind == "f" else 1 for p in self.numbers
+        # float columns cost about four times any other column: they are encoded in
+        # worker threads (numpy releases the GIL) while the others are written here
+        offload = [
+            len(jobs) - len(self.numbers) + k
+            for k, p in enumerate(self.numbers) if p.values.dtype.kind == "f"
         ]
-        arrays = _results_in_order(jobs, cost=cost, parallel=len(self.ids) >= 50_000)
+        parallel = len(self.ids) >= 50_000 and bool(offload)
         out = bytearray(b'{"@type":"neuroglancer_segment_properties","inline":{"ids":')
-        _append(out, next(arrays))
-        out += b',"properties":['
-        for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
-            out += b"," if i else b""
-            out += head
-            out += b',"values":'
-            _append(out, next(arrays))
-            out += tail
+        with ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1)) as pool:
+            futures = {i: pool.submit(lambda i=i: list(jobs[i]())) for i in offload} if (
+                parallel) else {}
+            _append(out, jobs[0]())
+            out += b',"properties":['
+            for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
+                out += b"," if i else b""
+                out += head
+                out += b',"values":'
+                future = futures.pop(i + 1, None)
+                _append(out, future.result() if future is not None else jobs[i + 1]())
+                del future  # free the column's text once it is copied
+                out += tail
         out += b"]}}"
         return out
 
 
-def _append(out: bytearray, chunks: list) -> None:
+def _append(out: bytearray, chunks) -> None:
+    """Append byte chunks (a list or a generator: then each is freed once copied)."""
     for chunk in chunks:
         out += chunk
-    chunks.clear()  # free each column's text as soon as it is copied
-
-
-def _results_in_order(jobs: list, *, cost: list, parallel: bool):
-    """Yield each job's result in order; in threads when ``parallel``.
-
-    ``cost`` is a rough relative cost per job.
-
-    numpy releases the GIL in most of the work, so columns encode side by side; each
-    result is handed over (and forgotten here) as soon as it is its turn.
-    """
-    if not parallel or len(jobs) < 2:
-        for job in jobs:
-            yield job()
-        return
-    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        # the slowest jobs start first, the rest in document order, so the results
-        # that have to wait for their turn are few and the wall time is the longest job
-        futures: list = [None] * len(jobs)
-        for i in sorted(range(len(jobs)), key=lambda i: -cost[i]):
-            futures[i] = pool.submit(jobs[i])
-        for i in range(len(futures)):
-            future, futures[i] = futures[i], None
-            yield future.result()
 
 
 def _head_json(head: dict) -> bytes:
@@ -342,8 +327,8 @@ def _assemble(n: int, slots: list) -> bytes:
     return mat[np.concatenate(masks, axis=1)].tobytes()
 
 
-def _json_uint_strings(values: np.ndarray) -> list:
-    """A JSON array of the decimal strings of uint64 ``values``, as byte chunks."""
+def _json_uint_strings(values: np.ndarray) -> Iterator[bytes]:
+    """A JSON array of the decimal strings of uint64 ``values``, yielded in byte chunks."""
     def slots(v: np.ndarray) -> list:
         nd = _ndigits(v)
         width = int(nd.max())
@@ -353,16 +338,17 @@ def _json_uint_strings(values: np.ndarray) -> list:
     return _json_array(values, slots)
 
 
-def _json_array(values: np.ndarray, slots_of) -> list:
-    """A JSON array whose items are ``slots_of(chunk)`` per row, built chunk by chunk."""
+def _json_array(values: np.ndarray, slots_of) -> Iterator[bytes]:
+    """A JSON array whose items are ``slots_of(chunk)`` per row: yields byte chunks."""
     if len(values) == 0:
-        return [b"[]"]
-    bodies = []
+        yield b"[]"
+        return
+    yield b"["
     for lo in range(0, len(values), _CHUNK):
         v = values[lo : lo + _CHUNK]
-        bodies.append(_assemble(len(v), slots_of(v) + [(b",", None)]))
-    bodies[-1] = memoryview(bodies[-1])[:-1]  # no comma after the last item
-    return [b"[", *bodies, b"]"]
+        body = _assemble(len(v), slots_of(v) + [(b",", None)])
+        yield body if lo + _CHUNK < len(values) else memoryview(body)[:-1]  # no last comma
+    yield b"]"
 
 
 def _int_slots(values: np.ndarray) -> tuple[list, np.ndarray]:
@@ -457,40 +443,47 @@ def _float_slots(values: np.ndarray, missing: str) -> list:
     return slots
 
 
-def _json_number_array(values: np.ndarray, *, missing: str) -> list:
+def _json_number_array(values: np.ndarray, *, missing: str) -> Iterator[bytes]:
     """A JSON array of numbers, as byte chunks; NaN is written as the string ``missing``."""
     if values.dtype.kind == "f":
         return _json_array(values, lambda v: _float_slots(v, missing))
     return _json_array(values, lambda v: _int_slots(v)[0])
 
 
-def _json_id_array(ids: np.ndarray) -> list:
+def _json_id_array(ids: np.ndarray) -> Iterator[bytes]:
     return _json_uint_strings(ids)
 
 
-def _json_string_array(values: np.ndarray) -> list:
-    """A JSON array of str, as byte chunks; plain text is joined directly, else json."""
+def _json_string_array(values: np.ndarray) -> Iterator[bytes]:
+    """A JSON array of str, yielded in byte chunks of ``_CHUNK`` items each.
+
+    A block of plain text is joined directly; a block with anything to escape (or an
+    item that is not a str) goes through ``json.dumps``.
+    """
     items = values.tolist()
     if not items:
-        return [b"[]"]
-    chunks: list = [b'["']
-    try:
-        for lo in range(0, len(items), _CHUNK):  # in blocks: no column-sized str
-            block = items[lo : lo + _CHUNK]
-            text = '","'.join(block).encode()
+        yield b"[]"
+        return
+    yield b"["
+    for lo in range(0, len(items), _CHUNK):
+        block = items[lo : lo + _CHUNK]
+        text = None
+        try:
+            joined = '","'.join(block).encode()
             # nothing to escape: no control characters, backslashes or quotes of ours
-            if text.count(b'"') != 2 * (len(block) - 1) or _has_control_or_backslash(text):
-                break
-            chunks += [b'","' if lo else b"", text]
-        else:
-            chunks.append(b'"]')
-            return chunks
-    except (UnicodeEncodeError, TypeError):  # lone surrogates, or not all str
-        pass
-    chunks.clear()
-    return [json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode(
-        errors="surrogatepass"
-    )]
+            if joined.count(b'"') == 2 * (len(block) - 1) and not _has_control_or_backslash(
+                joined
+            ):
+                text = b'"' + joined + b'"'
+        except (UnicodeEncodeError, TypeError):  # lone surrogates, or not all str
+            pass
+        if text is None:
+            text = json.dumps(block, ensure_ascii=False, separators=(",", ":"))[1:-1].encode(
+                errors="surrogatepass"
+            )
+        yield (b"," if lo else b"") + text
+        del text
+    yield b"]"
 
 
 def _has_control_or_backslash(text: bytes, block: int = 1 << 20) -> bool:
