@@ -94,8 +94,8 @@ def encode_annotations(
     gzip
         Gzip the values of sharded indexes that average 512 bytes or more (relationship
         and spatial indexes; small by-id records always stay raw). An nglive option,
-        off by default: on tables of random coordinates it saves about 20 % of the
-        bytes and costs about 7 s per million points (benchmarks/bench_annotations.py).
+        off by default: on tables of random coordinates it saves about 20 % of those
+        indexes' bytes and costs about 7 s per million points.
 
     Returns
     -------
