@@ -119,6 +119,9 @@ def test_tuner_slider_snaps_and_remeshes(viewer, points):
     tuner = layer.tuner()
     assert set(tuner.groups) == {"a", "b"}
     row = tuner.groups["a"]
+    assert "<svg" in row.plot.value or "computing" in row.plot.value  # shown at once
+    assert len(row.spectrum.result(timeout=60).table) == 32
+    assert "<svg" in row.plot.value
     row.slider.value = 40.0
     layer.wait()
     crit = layer.shaper("a").critical_alphas

@@ -269,7 +269,12 @@ class AlphaMeshLayer(Binding):
         return pinned
 
     def tuner(self):
-        """An ipywidgets panel to tune each group's alpha; see :mod:`nglive.layers.tuner`."""
+        """An ipywidgets panel to tune each group's alpha; see :mod:`nglive.layers.tuner`.
+
+        The panel appears at once; each group's plot of volume against alpha fills in
+        when its spectrum has been computed in a background thread (about 1-2 s per
+        group at 100k points; ``panel.groups[label].spectrum`` is its future).
+        """
         from .tuner import AlphaTuner
 
         return AlphaTuner(self)

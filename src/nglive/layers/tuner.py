@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import ipywidgets as w
 import numpy as np
 
+from ..mesh.spectrum import default_alphas
+
 if TYPE_CHECKING:
     from .alpha_meshes import AlphaMeshLayer
+
+
+# spectra take ~1-2 s per group at 100k points: computed off the kernel thread, one at
+# a time, so the panel appears at once and the plot fills in when ready
+_SPECTRA = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nglive-spectrum")
+SPECTRUM_SAMPLES = 32
 
 
 def snap_to_critical(value: float, critical: np.ndarray) -> float:
@@ -59,10 +68,9 @@ class GroupTuner(w.VBox):
         g = layer.groups[label]
         shaper = layer.shaper(label)
         self.critical = shaper.critical_alphas[np.isfinite(shaper.critical_alphas)]
-        spectrum = shaper.spectrum(n=32)
-        self.table = spectrum.table
-        lo = float(self.table["alpha"].min())
-        hi = float(self.table["alpha"].max())
+        alphas = default_alphas(shaper, SPECTRUM_SAMPLES)
+        self.table = None  # the spectrum, once computed
+        lo, hi = float(alphas.min()), float(alphas.max())
         self.slider = w.FloatLogSlider(
             value=float(np.clip(g.alpha, lo, hi)), base=10, min=np.log10(lo),
             max=np.log10(hi), step=(np.log10(hi) - np.log10(lo)) / 400,
@@ -80,6 +88,15 @@ class GroupTuner(w.VBox):
         self.pin.on_click(lambda _b: layer.pin())
         super().__init__([w.HBox([self.slider, self.auto, self.optimal, self.pin]),
                           w.HBox([self.plot, self.info])])
+        self.refresh_view()
+        self.spectrum: Future = _SPECTRA.submit(shaper.spectrum, alphas)
+        self.spectrum.add_done_callback(self._spectrum_done)
+
+    def _spectrum_done(self, future: Future) -> None:
+        if future.exception() is not None:
+            self.plot.value = f"<pre>spectrum failed: {future.exception()}</pre>"
+            return
+        self.table = future.result().table
         self.refresh_view()
 
     def _slid(self, change) -> None:
@@ -110,7 +127,8 @@ class GroupTuner(w.VBox):
             f"components {r.get('n_components')}  points outside {r.get('points_outside')}\n"
             f"volume {r.get('volume', float('nan')):.4g}  points {g.n_points}\n"
             f"{g.error or ''}</pre>") if g.alpha is not None else f"<pre>{g.error}</pre>"
-        self.plot.value = spectrum_svg(self.table, g.alpha)
+        self.plot.value = (spectrum_svg(self.table, g.alpha) if self.table is not None
+                           else "<pre style='margin:0 8px'>computing the spectrum…</pre>")
 
 
 class AlphaTuner(w.VBox):

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .search import start_alpha
 
-__all__ = ["Spectrum", "spectrum"]
+__all__ = ["Spectrum", "default_alphas", "spectrum"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,7 @@ def spectrum(shaper, alphas=None, *, n: int = 48) -> Spectrum:
     """
     t = shaper.triangulation
     if alphas is None:
-        a0 = start_alpha(t.input_points)
-        crit = t.critical_alphas
-        top = float(crit[-1]) * 1.0001 if crit.size else a0 * 100
-        lo = a0 / 2 if a0 > 0 else float(crit[0])
-        hi = min(2 * max(t.cover_alpha, a0 * 1.5**6), top)
-        alphas = np.geomspace(lo, max(hi, lo * 1.01), n)
+        alphas = default_alphas(shaper, n)
     alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
     rows = [shaper.report(float(a)).to_dict() for a in alphas]
     return Spectrum(
@@ -71,3 +66,19 @@ def spectrum(shaper, alphas=None, *, n: int = 48) -> Spectrum:
         cover_alpha=t.cover_alpha,
         table=pd.DataFrame(rows),
     )
+
+
+def default_alphas(shaper, n: int = 48) -> np.ndarray:
+    """The alphas :func:`spectrum` samples by default (cheap: no surface is built).
+
+    ``n`` log-spaced values from half the tracertools start alpha to twice the larger
+    of the cover alpha and 1.5**6 x the start alpha, capped at the largest finite
+    circumradius.
+    """
+    t = shaper.triangulation
+    a0 = start_alpha(t.input_points)
+    crit = t.critical_alphas
+    top = float(crit[-1]) * 1.0001 if crit.size else a0 * 100
+    lo = a0 / 2 if a0 > 0 else float(crit[0])
+    hi = min(2 * max(t.cover_alpha, a0 * 1.5**6), top)
+    return np.geomspace(lo, max(hi, lo * 1.01), n)
