@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from mesh_shapes import solid_torus
+from mesh_shapes import solid_torus, sphere_shell
 
 from nglive.mesh import AlphaShaper, surface_check
 from nglive.mesh.checks import count_components, is_closed_manifold
@@ -159,3 +159,27 @@ def test_report_components_area_and_solids_agree_with_trimesh_and_count_solids()
         chk, solids = check_with_solids(faces, t.points)
         assert solids == count_solids(faces, t.points)
         assert chk.n_components == count_components(faces)
+
+
+def test_pinched_among_agrees_with_the_whole_surface_check():
+    from nglive.mesh.checks import pinched_among
+
+    faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])  # pinched at 0
+    assert pinched_among(faces, np.array([0]), 7).tolist() == [0]
+    assert pinched_among(faces, np.array([1, 4]), 7).tolist() == []
+    rng = np.random.default_rng(0)
+    seen = 0
+    for pts in (sphere_shell(3000, 0.8, 1.0, seed=1), sphere_shell(5000, 0.9, 1.0, seed=2)):
+        shaper = AlphaShaper(pts)
+        n = len(shaper.triangulation.points)
+        crit = shaper.critical_alphas[np.isfinite(shaper.critical_alphas)]
+        for alpha in np.quantile(crit, np.linspace(0.3, 0.99, 60)):
+            faces = shaper.triangulation.boundary(alpha)
+            chk = surface_check(faces, n, components=False)
+            if not chk.watertight or len(faces) == 0:
+                continue
+            pinched = chk.pinched_vertices
+            asked = np.unique(np.concatenate([pinched, rng.choice(np.unique(faces), 30)]))
+            assert sorted(pinched_among(faces, asked, n).tolist()) == sorted(pinched.tolist())
+            seen += pinched.size
+    assert seen > 0  # the sweep did meet pinched vertices

@@ -19,6 +19,7 @@ __all__ = [
     "check_with_solids",
     "count_solids",
     "is_closed_manifold",
+    "pinched_among",
     "pinched_vertices",
     "surface_check",
 ]
@@ -141,6 +142,46 @@ def _fans(faces: np.ndarray, partner: np.ndarray, n: int) -> np.ndarray:
             break
         nxt = nxt[nxt]
     reps = tails[label == start]  # one corner per fan: its smallest
+    return np.flatnonzero(np.bincount(reps, minlength=n) > 1)
+
+
+def pinched_among(faces: np.ndarray, vertices: np.ndarray, n: int) -> np.ndarray:
+    """Which of ``vertices`` are pinched, looking only at the faces around them.
+
+    ``faces`` must be a closed surface in which every edge is in exactly two faces,
+    wound consistently (an alpha-shape boundary without non-manifold edges is). Much
+    cheaper than :func:`pinched_vertices` when ``vertices`` is small: every edge at one
+    of them has both its faces among the faces at that vertex, so the fans there can be
+    followed without pairing the edges of the whole surface.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    at = np.zeros(n, dtype=bool)
+    at[vertices] = True
+    sub = faces[at[faces].any(axis=1)]
+    if sub.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    tails = sub.reshape(-1)
+    heads = sub[:, [1, 2, 0]].reshape(-1)
+    slots = np.flatnonzero(at[tails] | at[heads])  # edges with an end at a vertex asked
+    und = np.minimum(tails[slots], heads[slots]) * n + np.maximum(tails[slots], heads[slots])
+    order = np.argsort(und, kind="stable")
+    if order.size % 2 or np.any(und[order[0::2]] != und[order[1::2]]):
+        raise ValueError("pinched_among needs every edge in exactly two faces")
+    partner = np.full(tails.size, -1, dtype=np.int64)
+    a, b = slots[order[0::2]], slots[order[1::2]]
+    partner[a], partner[b] = b, a
+    corners = np.flatnonzero(at[tails])  # corners at the vertices asked about
+    nxt_global = partner[corners] + _TO_NEXT_CORNER[partner[corners] % 3]
+    index = np.full(tails.size, -1, dtype=np.int64)
+    index[corners] = np.arange(corners.size)
+    nxt = index[nxt_global]  # the next corner around the same vertex
+    label = np.arange(corners.size)
+    span, valence = 1, int(np.bincount(tails[corners]).max())
+    while span < valence:
+        np.minimum(label, label[nxt], out=label)
+        nxt = nxt[nxt]
+        span *= 2
+    reps = tails[corners][label == np.arange(corners.size)]
     return np.flatnonzero(np.bincount(reps, minlength=n) > 1)
 
 
@@ -268,10 +309,15 @@ def surface_check(
     return _check(np.asarray(faces, dtype=np.int64), n_vertices, components=components)[0]
 
 
-def check_with_solids(faces: np.ndarray, points: np.ndarray) -> tuple[SurfaceCheck, int | None]:
+def check_with_solids(
+    faces: np.ndarray, points: np.ndarray, *, components: bool = True
+) -> tuple[SurfaceCheck, int | None]:
     """:func:`surface_check` and, for a closed 2-manifold, :func:`count_solids` (else
-    None), sharing the edge pairing and the components between them."""
-    return _check(np.asarray(faces, dtype=np.int64), len(points), points=points)
+    None), sharing the edge pairing and the components between them. With
+    ``components=False`` the components of a surface that is not a closed 2-manifold
+    are not counted (``n_components`` is then -1)."""
+    return _check(np.asarray(faces, dtype=np.int64), len(points), components=components,
+                  points=points)
 
 
 def _check(faces, n_vertices, *, components=True, points=None):

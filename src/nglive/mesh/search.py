@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .checks import count_components, count_solids
+from .checks import check_with_solids, count_components, pinched_among
 
 __all__ = ["AlphaSearchWarning", "auto_alpha", "optimal_alpha", "start_alpha"]
 
@@ -121,8 +121,12 @@ def _edge_manifold(t, ends: np.ndarray) -> np.ndarray:
     has 4 or more faces are marked bad.
     """
     m = ends.size
-    i_lo = np.searchsorted(ends, t.face_low, "left")
-    i_hi = np.searchsorted(ends, t.face_high, "left")
+    i_lo = _count_below(ends, t.face_low)
+    # face_high is the radius of one tetrahedron (or inf on the hull): count per
+    # tetrahedron in sorted order, then look it up, instead of a search per face
+    per_tet = np.empty(len(t.radius_sorted), dtype=np.int64)
+    per_tet[t.radius_order] = _count_below(ends, t.radius_sorted)
+    i_hi = np.where(t.face_high_tet >= 0, per_tet[np.maximum(t.face_high_tet, 0)], m)
     act = np.flatnonzero(i_lo < i_hi)  # on the boundary for at least one candidate
     if act.size == 0:
         return np.ones(m, dtype=bool)
@@ -142,6 +146,17 @@ def _edge_manifold(t, ends: np.ndarray) -> np.ndarray:
     bad = count >= 4
     diff = np.bincount(at[bad], minlength=m + 1) - np.bincount(nxt[bad], minlength=m + 1)
     return np.cumsum(diff[:m]) == 0
+
+
+def _count_below(ends: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``searchsorted(ends, values, "left")`` for sorted ``values``, by merging.
+
+    The number of ends below ``values[f]`` is the number of ends whose own insertion
+    point in ``values`` is at most ``f``: a bincount and a cumulative sum, several times
+    faster than one binary search per value.
+    """
+    q = np.searchsorted(values, ends, "right")
+    return np.cumsum(np.bincount(q, minlength=values.size + 1))[: values.size]
 
 
 def _sorted_events(edge: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int):
@@ -232,10 +247,21 @@ def optimal_alpha(shaper, n_components: int = 1, *, exhaustive: bool = False) ->
     # monotone, so the search below rarely stops above the true minimum
     cand = cand[_edge_manifold(t, ends)]
     memo: dict[int, bool] = {}
+    # pinched vertices found by a failed probe tend to stay pinched at nearby alphas:
+    # checking just those first rejects most candidates without a full surface check
+    suspects = np.zeros(0, dtype=np.int64)
+    n = len(t.points)
 
     def valid(i: int) -> bool:
+        nonlocal suspects
         if i not in memo:
-            solids = count_solids(t.boundary(cand[i]), t.points)
+            faces = t.boundary(cand[i])
+            if suspects.size and pinched_among(faces, suspects, n).size:
+                memo[i] = False
+                return False
+            chk, solids = check_with_solids(faces, t.points, components=False)
+            if chk.pinched_vertices.size:
+                suspects = chk.pinched_vertices[:64]
             memo[i] = solids is not None and 1 <= solids <= n_components
         return memo[i]
 

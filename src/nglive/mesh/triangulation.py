@@ -222,6 +222,7 @@ class Triangulation:
         swap = r_o < r_t  # the other side owns the triangle: flip its winding
         low = np.where(swap, r_o, r_t)
         high = np.where(swap, r_t, r_o)
+        high_tet = np.where(swap, t_idx, other)  # -1: on the hull, never leaves the boundary
         owned = tri.copy()
         owned[swap, 1], owned[swap, 2] = tri[swap, 2], tri[swap, 1]
         live = np.flatnonzero(low < high)  # equal radii: never on the boundary
@@ -229,9 +230,11 @@ class Triangulation:
         self.face_low = low[pick]
         self.face_high = high[pick]
         self.face_tri = owned[pick]
+        self.face_high_tet = high_tet[pick].astype(np.int32)
 
         r_order = np.argsort(radius)
         self.radius_sorted = radius[r_order]
+        self.radius_order = r_order.astype(np.int32)
         self.volume_cumsum = np.concatenate([[0.0], np.cumsum(vol[r_order])])
         self.tet_volume = vol
 
