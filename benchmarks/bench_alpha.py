@@ -175,6 +175,16 @@ def accept_loop(points, mesher, max_passes: int = 15):
     return mesh, alpha / 1.5, max_passes, False
 
 
+def timed_loop(points, mesher, t0: float):
+    """The acceptance loop, timed from ``t0`` (set-up included), then one re-mesh."""
+    mesh, alpha, passes, ok = accept_loop(points, mesher)
+    first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    mesher(alpha * 1.1)
+    remesh = time.perf_counter() - t1
+    return mesh, dict(alpha=alpha, passes=passes, accepted=ok, first_s=first, remesh_s=remesh)
+
+
 def run_tracertools(points):
     t0 = time.perf_counter()
     mesh, alpha, passes, ok = accept_loop(points, lambda a: tracertools_pass(points, a))
@@ -199,12 +209,7 @@ def run_open3d(points):
         m = o3d.geometry.TriangleMesh.create_from_point_cloud_alpha_shape(pcd, alpha, tetra, pt_map)
         return trimesh.Trimesh(np.asarray(m.vertices), np.asarray(m.triangles))
 
-    mesh, alpha, passes, ok = accept_loop(points, mesher)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    mesher(alpha * 1.1)
-    remesh = time.perf_counter() - t0
-    return mesh, dict(alpha=alpha, passes=passes, accepted=ok, first_s=first, remesh_s=remesh)
+    return timed_loop(points, mesher, t0)
 
 
 def run_alphashape(points):
@@ -213,13 +218,7 @@ def run_alphashape(points):
     def mesher(alpha):
         return alphashape.alphashape(points, 1.0 / alpha)
 
-    t0 = time.perf_counter()
-    mesh, alpha, passes, ok = accept_loop(points, mesher)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    mesher(alpha * 1.1)
-    remesh = time.perf_counter() - t0
-    return mesh, dict(alpha=alpha, passes=passes, accepted=ok, first_s=first, remesh_s=remesh)
+    return timed_loop(points, mesher, time.perf_counter())
 
 
 def run_nglive(points):

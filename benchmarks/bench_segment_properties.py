@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from proc_memory import reset_peak_rss, status_mb
+
 RESULTS = Path(__file__).parent / "results" / "segment_properties.json"
 KEYWORDS = dict(
     id_col="pt_root_id",
@@ -73,20 +75,6 @@ def run_nglive(df) -> bytes:
     return segment_properties_json(df, **KEYWORDS)
 
 
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def _reset_peak_rss() -> None:
-    # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def child(tool: str, n: int, repeat: int) -> dict:
     df = make_table(n)
     gc.collect()
@@ -96,8 +84,8 @@ def child(tool: str, n: int, repeat: int) -> dict:
     else:
         import nglive.formats.segment_properties  # noqa: F401
     peak_building_table = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rss_table = _status_mb("VmRSS")
-    _reset_peak_rss()
+    rss_table = status_mb("VmRSS")
+    reset_peak_rss()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -105,7 +93,7 @@ def child(tool: str, n: int, repeat: int) -> dict:
         times.append(time.perf_counter() - t0)
         size = len(out)
         del out
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
     return {
         "tool": tool, "rows": n, "seconds": min(times), "all_seconds": times,
         "peak_rss_mb": round(peak, 1), "rss_table_mb": round(rss_table, 1),

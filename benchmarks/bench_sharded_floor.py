@@ -26,16 +26,10 @@ import time
 import uuid
 from pathlib import Path
 
+from proc_memory import status_mb
+
 RESULTS = Path(__file__).parent / "results" / "sharded_floor.json"
 VALUE_BYTES = 28
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
 
 
 def child(n: int, shard_bits: int | None, minishard_bits: int | None) -> dict:
@@ -50,7 +44,7 @@ def child(n: int, shard_bits: int | None, minishard_bits: int | None) -> dict:
     sharding = choose_sharding(n, VALUE_BYTES * n)
     if shard_bits is not None:
         sharding.update(shard_bits=shard_bits, minishard_bits=minishard_bits)
-    rss_inputs = _status_mb("VmRSS")
+    rss_inputs = status_mb("VmRSS")
     context = ts.Context()
     kv = ts.KvStore.open(
         {"driver": "neuroglancer_uint64_sharded", "metadata": sharding,
@@ -63,7 +57,7 @@ def child(n: int, shard_bits: int | None, minishard_bits: int | None) -> dict:
     for k, v in zip(keys, values, strict=True):
         write(k, v)
     t1 = time.perf_counter()
-    rss_staged = _status_mb("VmRSS")
+    rss_staged = status_mb("VmRSS")
     txn.commit_async().result()
     t2 = time.perf_counter()
     return {
@@ -73,7 +67,7 @@ def child(n: int, shard_bits: int | None, minishard_bits: int | None) -> dict:
         "total_s": round(t2 - t0, 3),
         "us_per_key": round((t2 - t0) / n * 1e6, 2),
         "rss_inputs_mb": round(rss_inputs), "rss_staged_mb": round(rss_staged),
-        "peak_rss_mb": round(_status_mb("VmHWM")),
+        "peak_rss_mb": round(status_mb("VmHWM")),
         "staged_bytes_per_key": round((rss_staged - rss_inputs) * 2**20 / n),
     }
 

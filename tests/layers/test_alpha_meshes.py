@@ -31,13 +31,6 @@ def points():
     return df
 
 
-@pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
-
-
 def fetch(url: str) -> bytes:
     return urllib.request.urlopen(url.removeprefix("precomputed://")).read()
 

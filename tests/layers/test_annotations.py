@@ -14,13 +14,6 @@ from nglive import live
 
 
 @pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
-
-
-@pytest.fixture
 def synapses():
     n = 50
     rng = np.random.default_rng(1)

@@ -13,13 +13,6 @@ import nglive
 from nglive import live
 
 
-@pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
-
-
 def wait_until(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:

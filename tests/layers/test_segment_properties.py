@@ -19,13 +19,6 @@ IDS = np.array([720575940379279361, 720575940379279362, 2**63 + 5], dtype=np.uin
 
 
 @pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
-
-
-@pytest.fixture
 def cells():
     return pd.DataFrame({
         "pt_root_id": IDS,

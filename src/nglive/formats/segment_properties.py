@@ -183,15 +183,14 @@ class SegmentProperties:
             jobs.append(lambda p=p: _json_number_array(p.values, missing=MISSING_NUMBER))
         # float columns cost about four times any other column: they are encoded in
         # worker threads (numpy releases the GIL) while the others are written here
+        # (small tables are faster on one thread)
         offload = [
             len(jobs) - len(self.numbers) + k
             for k, p in enumerate(self.numbers) if p.values.dtype.kind == "f"
-        ]
-        parallel = len(self.ids) >= 50_000 and bool(offload)
+        ] if len(self.ids) >= 50_000 else []
         out = bytearray(b'{"@type":"neuroglancer_segment_properties","inline":{"ids":')
         with ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1)) as pool:
-            futures = {i: pool.submit(lambda i=i: list(jobs[i]())) for i in offload} if (
-                parallel) else {}
+            futures = {i: pool.submit(lambda i=i: list(jobs[i]())) for i in offload}
             _append(out, jobs[0]())
             out += b',"properties":['
             for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):

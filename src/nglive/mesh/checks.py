@@ -127,21 +127,29 @@ def _fans(faces: np.ndarray, partner: np.ndarray, n: int) -> np.ndarray:
     steps, all vectorised; several times faster here than scipy's csgraph).
     """
     tails = faces.reshape(-1)
-    nc = tails.size
-    idx = np.int32 if nc < 2**31 else np.int64  # narrower gathers are faster
+    idx = np.int32 if tails.size < 2**31 else np.int64  # narrower gathers are faster
     partner = partner.astype(idx, copy=False)
-    nxt = partner + _TO_NEXT_CORNER.astype(idx)[partner % 3]
-    start = np.arange(nc, dtype=idx)
+    return _pinched_by_cycles(tails, partner + _TO_NEXT_CORNER.astype(idx)[partner % 3], n)
+
+
+def _pinched_by_cycles(vertex: np.ndarray, nxt: np.ndarray, n: int) -> np.ndarray:
+    """Vertices with more than one cycle of the corner permutation ``nxt``.
+
+    ``vertex[c]`` is the vertex of corner ``c`` and ``nxt[c]`` the next corner around
+    it. Cycles are labelled by their smallest corner through pointer jumping: after k
+    steps a label is the minimum over the next 2**k corners, so log2 of the largest
+    valence steps cover every cycle.
+    """
+    start = np.arange(nxt.size, dtype=nxt.dtype)
     label = start.copy()
-    valence = int(np.bincount(tails).max())
+    valence = int(np.bincount(vertex).max()) if vertex.size else 0
     span = 1
-    while True:
+    while span < valence:
         np.minimum(label, label[nxt], out=label)
         span *= 2
-        if span >= valence:
-            break
-        nxt = nxt[nxt]
-    reps = tails[label == start]  # one corner per fan: its smallest
+        if span < valence:  # the last step needs no further jump
+            nxt = nxt[nxt]
+    reps = vertex[label == start]  # one corner per fan: its smallest
     return np.flatnonzero(np.bincount(reps, minlength=n) > 1)
 
 
@@ -174,15 +182,8 @@ def pinched_among(faces: np.ndarray, vertices: np.ndarray, n: int) -> np.ndarray
     nxt_global = partner[corners] + _TO_NEXT_CORNER[partner[corners] % 3]
     index = np.full(tails.size, -1, dtype=np.int64)
     index[corners] = np.arange(corners.size)
-    nxt = index[nxt_global]  # the next corner around the same vertex
-    label = np.arange(corners.size)
-    span, valence = 1, int(np.bincount(tails[corners]).max())
-    while span < valence:
-        np.minimum(label, label[nxt], out=label)
-        nxt = nxt[nxt]
-        span *= 2
-    reps = tails[corners][label == np.arange(corners.size)]
-    return np.flatnonzero(np.bincount(reps, minlength=n) > 1)
+    # the next corner around the same vertex, numbered among the corners asked about
+    return _pinched_by_cycles(tails[corners], index[nxt_global], n)
 
 
 def pinched_vertices(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
@@ -242,15 +243,7 @@ def count_solids(faces: np.ndarray, points: np.ndarray) -> int | None:
     >>> count_solids(faces, np.concatenate([outer.vertices, inner.vertices]))
     1
     """
-    faces = np.asarray(faces, dtype=np.int64)
-    if faces.size == 0:
-        return None
-    n = len(points)
-    partner = _closed_partner(faces, n)
-    if partner is None or _fans(faces, partner, n).size:
-        return None
-    _, label = _face_components(partner)
-    return _positive_surfaces(faces, points, label)
+    return check_with_solids(faces, points, components=False)[1]
 
 
 def _face_components(partner: np.ndarray) -> tuple[int, np.ndarray]:
