@@ -174,3 +174,12 @@ def test_optimal_alpha_search_finds_the_global_minimum_here(seed):
     # not guaranteed in general (see the docstring), but on these clouds it does
     shaper = AlphaShaper(solid_torus(1000, seed=seed))
     assert shaper.optimal_alpha() == shaper.optimal_alpha(exhaustive=True)
+
+
+def test_count_below_equals_a_binary_search_per_value():
+    from nglive.mesh.search import _count_below
+
+    rng = np.random.default_rng(3)
+    ends = np.unique(rng.integers(0, 50, 40).astype(float))
+    values = np.sort(np.concatenate([rng.integers(-5, 60, 300).astype(float), ends, [np.inf]]))
+    assert np.array_equal(_count_below(ends, values), np.searchsorted(ends, values, "left"))
