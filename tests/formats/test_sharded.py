@@ -91,9 +91,8 @@ def test_raw_shards_are_byte_identical_to_tensorstores(hash_, bits):
             continue
         values, bounds = values_for(keys, rng)
         mine = pack_shards(keys, values, bounds, sharding)
-        theirs = pack_with_tensorstore(
-            keys.tolist(), [values[a:b].tobytes() for a, b in zip(bounds[:-1], bounds[1:])],
-            sharding)
+        pieces = [values[a:b].tobytes() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        theirs = pack_with_tensorstore(keys.tolist(), pieces, sharding)
         assert mine == theirs, name
 
 
