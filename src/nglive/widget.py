@@ -19,7 +19,7 @@ import pandas as pd
 import traitlets
 from ipywidgets.widgets import widget as _ipywidget
 
-from . import live
+from . import live, server_security
 from .layers.alpha_meshes import AlphaMeshLayer
 from .layers.annotations import AnnotationLayer
 from .layers.base import Binding
@@ -84,6 +84,8 @@ class Viewer(anywidget.AnyWidget):
     status = traitlets.Dict().tag(sync=True)
     # Set by the browser once it knows how to reach the server ("" until then).
     server_url = traitlets.Unicode("").tag(sync=True)
+    # The origin of the page showing the widget (the Jupyter page), set by the browser.
+    page_origin = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -519,8 +521,15 @@ class Viewer(anywidget.AnyWidget):
             if first_layer and bounds is not None:
                 _fit_view(s, *bounds)
 
+    @traitlets.observe("page_origin")
+    def _page_origin_changed(self, change) -> None:
+        if change["new"]:
+            server_security.allow(change["new"])  # CORS for the Jupyter page
+
     @traitlets.observe("server_url")
     def _server_url_changed(self, change) -> None:
+        if change["new"]:
+            server_security.allow(change["new"])  # the host and origin the browser uses
         # The browser found another way to the server: rewrite every source URL, then
         # say so in the status (the front-end waits for that before loading the client,
         # so the client never starts on addresses it cannot reach).
