@@ -396,6 +396,22 @@ class Viewer(anywidget.AnyWidget):
                 del s.layers[name]
         self._publish_status()
 
+    def publish(self, dest, *, layers=None, url: str | None = None,
+                site: str = "https://neuroglancer-demo.appspot.com/", compress: bool = False,
+                **options):
+        """Publish the bound layers to a directory or bucket; returns a ``Published``.
+
+        Copies the current generation of every bound source (or of ``layers``) to
+        ``{layer}/{source}/`` under ``dest`` and returns the state that shows them from
+        ``url`` (derived for ``gs://``/``s3://``, required for a directory), with
+        ``.url(site)`` and ``.write_state(path)``. Publishing again writes only what
+        changed. See :func:`nglive.publish_store` for every option.
+        """
+        from .publish import publish_store
+
+        return publish_store(self, dest, layers=layers, url=url, site=site,
+                             compress=compress, **options)
+
     def close(self) -> None:
         """Stop serving and syncing this viewer."""
         live.unregister(self)
