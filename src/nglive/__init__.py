@@ -29,7 +29,8 @@ _EXPORTS = {
     "LocalAnnotationLayer": "nglive.layers.local_annotations",
     "AlphaMeshLayer": "nglive.layers.alpha_meshes",
 }
-_SUBMODULES = {"live", "formats", "layers", "mesh", "demo_data", "widget", "store", "server"}
+_SUBMODULES = {"live", "formats", "layers", "mesh", "demo_data", "widget", "store", "server",
+               "cave"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
