@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import datetime as _dt
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import neuroglancer
 import numpy as np
 import pandas as pd
 import traitlets
+from ipywidgets.widgets import widget as _ipywidget
 
 from . import live
 from .layers.alpha_meshes import AlphaMeshLayer
@@ -23,6 +26,7 @@ from .layers.base import Binding
 from .layers.local_annotations import LocalAnnotationLayer
 from .layers.meshes import MeshLayer
 from .layers.segment_properties import SegmentPropertiesLayer
+from .lifecycle import ViewerResources, collect_if_abandoned, weak_method
 from .server import DataServer
 from .store import Store
 
@@ -67,8 +71,10 @@ class Viewer(anywidget.AnyWidget):
     {'mesh': 0, 'properties': 0}
     """
 
-    _esm = _front_end_file("widget.js")
-    _css = _front_end_file("widget.css")
+    # The text, not the path: for a path anywidget connects a file watcher to every
+    # instance, a strong reference that kept each viewer alive for the whole session.
+    _esm = _front_end_file("widget.js").read_text(encoding="utf-8")
+    _css = _front_end_file("widget.css").read_text(encoding="utf-8")
 
     port = traitlets.Int(0).tag(sync=True)
     viewer_path = traitlets.Unicode("").tag(sync=True)
@@ -92,7 +98,8 @@ class Viewer(anywidget.AnyWidget):
             raise ValueError(
                 f"connection={connection!r}; accepted: 'auto', 'direct', 'proxy', 'colab'"
             )
-        self.store = store if isinstance(store, Store) else Store(store)
+        owns_store = not isinstance(store, Store)
+        self.store = Store(store) if owns_store else store
         self.server = DataServer(self.store, log_requests=log_requests)
         self.ng = neuroglancer.Viewer()
         self.layers: dict[str, Binding] = {}
@@ -102,6 +109,12 @@ class Viewer(anywidget.AnyWidget):
         self._status_lock = threading.Lock()
         self._last_error: str | None = None
         self._prefixes: set[str] = set()
+        self._views: set[str] = set()
+        self._closed = False
+        self._resources = ViewerResources(self.store, owns_store, self.server, self.ng.token,
+                                          self._executor)
+        # Released when the viewer is freed, even if close() is never called.
+        self._finalizer = weakref.finalize(self, self._resources.release)
         super().__init__(
             port=self.server.port,
             viewer_path=f"/v/{self.ng.token}/",
@@ -115,7 +128,45 @@ class Viewer(anywidget.AnyWidget):
             )
             s.layout = layout
         live.register(self)
+        self.on_msg(self._on_front_end_message)
         self._publish_status()
+
+    # -- lifetime (see nglive.lifecycle) -------------------------------------------------------
+
+    @traitlets.observe("comm")
+    def _comm_changed(self, change) -> None:
+        # Replaces ipywidgets' handler: the comm calls back through a weak reference and
+        # the widget registry holds the viewer only while it is displayed (_pin).
+        if change["new"] is None:
+            return
+        self._model_id = self.model_id
+        self.comm.on_msg(weak_method(self._handle_msg))
+
+    def _pin(self) -> None:
+        if self.comm is not None:
+            _ipywidget._instances[self.model_id] = self
+
+    def _unpin(self) -> None:
+        if self.comm is not None and _ipywidget._instances.get(self.model_id) is self:
+            del _ipywidget._instances[self.model_id]
+
+    def _repr_mimebundle_(self, **kwargs):
+        self._pin()  # displayed: the front-end may render it at any time from now on
+        return super()._repr_mimebundle_(**kwargs)
+
+    def _on_front_end_message(self, _widget, content, _buffers) -> None:
+        if not isinstance(content, dict) or "nglive_view" not in content:
+            return
+        view = str(content["nglive_view"])
+        if content.get("open"):
+            self._views.add(view)
+            self._pin()
+            return
+        self._views.discard(view)
+        if not self._views:
+            # No output shows it any more: keep it only if something still refers to it.
+            self._unpin()
+            _later(collect_if_abandoned, weakref.ref(self))
 
     # -- public API ------------------------------------------------------------------------
 
@@ -511,6 +562,7 @@ class Viewer(anywidget.AnyWidget):
             layer.refresh(force=True, wait=wait)
         except Exception:
             del self.layers[layer.name]
+            layer.close()
             self._publish_status()
             raise
         return layer
@@ -522,27 +574,52 @@ class Viewer(anywidget.AnyWidget):
         return state.layers[name].layer.to_json()
 
     def remove_layer(self, name: str) -> None:
-        """Remove a bound layer from the viewer (its data goes after the grace period)."""
-        self.layers.pop(name)
+        """Remove a bound layer from the viewer and delete its data now.
+
+        An update of the layer still under way is dropped: it neither brings the layer
+        back nor leaves data behind.
+        """
+        layer = self.layers.pop(name)
+        layer.close()
         with self.ng.txn() as s:
             if name in s.layers:
                 del s.layers[name]
         self._publish_status()
 
     def close(self) -> None:
-        """Stop serving and syncing this viewer."""
+        """Stop serving and syncing this viewer and free what it holds.
+
+        Its Neuroglancer page and data URLs stop answering, its encoding thread ends and
+        the data it generated is deleted (a :class:`Store` you passed in keeps its data).
+        A viewer that is neither displayed nor referenced is closed by itself.
+        """
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
         live.unregister(self)
-        self.server.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for layer in list(self.layers.values()):
+            layer.close(delete=False)
+        self.layers.clear()
+        self._views.clear()
+        self._resources.release()
         super().close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the viewer was freed)."""
+        return self._closed
 
     def wait(self, timeout: float | None = 60) -> None:
         """Block until every queued layer update has finished."""
+        if self._closed:
+            return
         self._executor.submit(lambda: None).result(timeout)
 
     # -- used by bindings --------------------------------------------------------------------
 
     def _check_new_name(self, name: str) -> None:
+        if self._closed:
+            raise RuntimeError("this viewer is closed; create a new nglive.Viewer()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"layer name must be a non-empty string, got {name!r}")
         if name in self.layers:
@@ -586,7 +663,8 @@ class Viewer(anywidget.AnyWidget):
                     layer.apply()
             self._publish_status()
 
-        self._executor.submit(rewrite)
+        if not self._closed:
+            self._executor.submit(rewrite)
 
     def _note_error(self, layer: Binding, error: BaseException, tb: str) -> None:
         self._last_error = f"{layer.name}: {type(error).__name__}: {error}"
@@ -611,6 +689,22 @@ class Viewer(anywidget.AnyWidget):
                     "error": f"{errors[-1]}" if errors else None,
                     "server": self.server_url or self.server.server_url,
                 }
+
+
+def _later(func, *args) -> None:
+    """Run ``func(*args)`` soon, outside the caller's frame (which may hold references):
+    on the kernel's event loop in a notebook, else on a short-lived thread."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        loop.call_later(0.2, func, *args)
+    else:
+        timer = threading.Timer(0.2, func, args)
+        timer.name = "nglive-collect"
+        timer.daemon = True
+        timer.start()
 
 
 def _fit_view(state: neuroglancer.ViewerState, lo, hi) -> None:
