@@ -34,7 +34,7 @@ _EXPORTS = {
     "StaticServer": "nglive.static_server",
 }
 _SUBMODULES = {"live", "formats", "layers", "mesh", "demo_data", "widget", "store", "server",
-               "publish"}
+               "cave", "publish"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
