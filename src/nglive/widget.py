@@ -425,6 +425,139 @@ class Viewer(anywidget.AnyWidget):
             label_col=label_col, color_col=color_col, visible_col=visible_col, **keywords)
         return self._bind(layer, wait)
 
+    # -- CAVE (nglive.cave; needs the [cave] extra) ----------------------------------------
+
+    def add_datastack(self, client, *, image: bool | str = True, segmentation: bool | str = True,
+                      skeletons: bool = True) -> str | None:
+        """Add a CAVE datastack's image and graphene segmentation layers.
+
+        The layers nglui's ``ViewerState().add_layers_from_client(client)`` writes
+        (``imagery``, ``segmentation`` with the skeleton source if the datastack has
+        one), in the live viewer; the viewer's dimensions become
+        ``client.info.viewer_resolution()``. Graphene sources use the ``middleauth+``
+        form, read with ``client``'s token.
+
+        Parameters
+        ----------
+        client : caveclient.CAVEclient
+            A client of the datastack (``CAVEclient("minnie65_public")``).
+        image, segmentation : bool or str
+            Add the layer (a string names it).
+        skeletons : bool
+            Add the datastack's skeleton source to the segmentation layer.
+
+        Returns
+        -------
+        str or None
+            The segmentation layer's name: CAVE tables link to it, and
+            :meth:`add_segment_properties` attaches tables to it.
+        """
+        from .cave.datastack import add_datastack
+
+        return add_datastack(self, client, image=image, segmentation=segmentation,
+                             skeletons=skeletons)
+
+    def add_cave_table(self, client, table: str, annotation_type: str = "point", *,
+                       name: str | None = None, position=None, segment=None, properties=(),
+                       materialization_version: int | None = None, timestamp=None,
+                       linked_segmentation: str | dict | None = None,
+                       shader: str | None = None, wait: bool = True,
+                       write_keywords: dict | None = None, **query_keywords):
+        """Query a CAVE table and bind it as a live annotation layer.
+
+        Positions keep the table's voxel resolution, declared as the layer's coordinate
+        space. Root-id columns become relationships linked to the datastack's
+        segmentation layer, and are checked for freshness: ``layer.df["stale"]`` flags
+        rows with outdated ids and the status line counts them.
+
+        Parameters
+        ----------
+        client : caveclient.CAVEclient
+            A client of the datastack.
+        table : str
+            The table (``client.materialize.get_tables()`` lists them).
+        annotation_type : {"point", "line"}
+            Points at ``position``, or lines between two positions (by default
+            ``pre_pt_position`` → ``post_pt_position`` for synapses).
+        name : str, optional
+            Layer name (the table's by default).
+        position : str or (str, str), optional
+            Position column(s) without ``_x/_y/_z``: ``"pt_position"`` by default,
+            ``"ctr_pt_position"`` for synapse points; ``"pre_pt_position"`` /
+            ``"post_pt_position"`` are the other synapse choices.
+        segment : str or list, optional
+            Root-id columns to relate annotations to (every ``*root_id`` by default).
+        properties : list
+            Columns written as annotation properties (strings become enums).
+        materialization_version, timestamp
+            Query a version, or the state at a time (a live query); latest by default.
+        linked_segmentation : str or dict, optional
+            The segmentation layer to link (the one :meth:`add_datastack` added).
+        write_keywords : dict, optional
+            Encoder keywords, as :meth:`add_annotations` takes them.
+        **query_keywords
+            Passed to ``client.materialize.query_table``: ``filter_in_dict``,
+            ``filter_equal_dict``, ``filter_spatial_dict``, ``select_columns``, ``limit``,
+            ``desired_resolution``, ...
+
+        Returns
+        -------
+        nglive.cave.CaveTableLayer
+            ``.df`` (edit it like any bound table), ``.refresh(materialization_version=
+            None, timestamp=None)``, ``.update_ids()``, ``.stale_ids``.
+        """
+        from .cave.tables import add_cave_table
+
+        return add_cave_table(
+            self, client, table, annotation_type, name=name, position=position,
+            segment=segment, properties=properties,
+            materialization_version=materialization_version, timestamp=timestamp,
+            linked_segmentation=linked_segmentation, shader=shader, wait=wait,
+            write_keywords=write_keywords, **query_keywords)
+
+    def share(self, client, *, site: str | None = None, publish_to=None,
+              publish_url: str | None = None, local_limit: int = 10_000):
+        """Upload what the viewer shows to the datastack's state server; return a link.
+
+        Segment properties go up with ``client.state.upload_property_json``; annotation
+        layers of up to 10,000 rows become local annotations in the state; meshes and
+        bigger layers are published to ``publish_to`` (see :meth:`publish`) — without
+        it the call names them and says how. Nothing in the shared state points at
+        this kernel.
+
+        Parameters
+        ----------
+        client : caveclient.CAVEclient
+            A client of the datastack (its state server stores the state).
+        site : str, optional
+            Viewer site of the link: the datastack's (Spelunker) by default.
+        publish_to : str, optional
+            A bucket or directory for layers that cannot travel inside a state.
+        publish_url : str, optional
+            The public URL of ``publish_to`` when it cannot be derived (directories).
+        local_limit : int
+            Annotation layers up to this many rows travel inside the state.
+
+        Returns
+        -------
+        nglive.cave.SharedLink
+            The link (a ``str``), with ``state_id`` and the uploaded ``state``.
+        """
+        from .cave.share import share
+
+        return share(self, client, site=site, publish_to=publish_to,
+                     publish_url=publish_url, local_limit=local_limit)
+
+    def load_state(self, client, link_or_id) -> dict:
+        """Open a shared state (a CAVE link or state id) in this viewer.
+
+        Bound layers the state also names are replaced by the state's; others stay.
+        Returns the state's JSON.
+        """
+        from .cave.share import load_state
+
+        return load_state(self, client, link_or_id)
+
     def _bind(self, layer: Binding, wait: bool) -> Binding:
         self.layers[layer.name] = layer
         try:
@@ -454,6 +587,22 @@ class Viewer(anywidget.AnyWidget):
             if name in s.layers:
                 del s.layers[name]
         self._publish_status()
+
+    def publish(self, dest, *, layers=None, url: str | None = None,
+                site: str = "https://neuroglancer-demo.appspot.com/", compress: bool = False,
+                **options):
+        """Publish the bound layers to a directory or bucket; returns a ``Published``.
+
+        Copies the current generation of every bound source (or of ``layers``) to
+        ``{layer}/{source}/`` under ``dest`` and returns the state that shows them from
+        ``url`` (derived for ``gs://``/``s3://``, required for a directory), with
+        ``.url(site)`` and ``.write_state(path)``. Publishing again writes only what
+        changed. See :func:`nglive.publish_store` for every option.
+        """
+        from .publish import publish_store
+
+        return publish_store(self, dest, layers=layers, url=url, site=site,
+                             compress=compress, **options)
 
     def close(self) -> None:
         """Stop serving and syncing this viewer and free what it holds.
