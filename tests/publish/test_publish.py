@@ -290,6 +290,20 @@ def test_bad_destinations_fail_before_writing(viewer, tmp_path, dest, url, messa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
+@pytest.mark.parametrize("keywords, message", [
+    ({"site": "neuroglancer"}, "not the HTTP"),
+    ({"retain": -1}, "retain"),
+    ({"backend": "ftp"}, "backend"),
+    ({"layers": ["cells", 3]}, "not bound layers"),
+])
+def test_bad_options_fail_before_writing(viewer, tmp_path, keywords, message):
+    bind_all(viewer)
+    dest = "s3://b/p" if "backend" in keywords else tmp_path
+    with pytest.raises(PublishError, match=message):
+        viewer.publish(dest, url=URL, **keywords)
+    assert not any(tmp_path.iterdir())
+
+
 def test_compress_to_a_directory_is_refused(viewer, tmp_path):
     bind_all(viewer)
     with pytest.raises(PublishError, match="Content-Encoding"):
