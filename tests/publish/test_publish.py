@@ -290,6 +290,20 @@ def test_bad_destinations_fail_before_writing(viewer, tmp_path, dest, url, messa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
+@pytest.mark.parametrize("keywords, message", [
+    ({"site": "neuroglancer"}, "not the HTTP"),
+    ({"retain": -1}, "retain"),
+    ({"backend": "ftp"}, "backend"),
+    ({"layers": ["cells", 3]}, "not bound layers"),
+])
+def test_bad_options_fail_before_writing(viewer, tmp_path, keywords, message):
+    bind_all(viewer)
+    dest = "s3://b/p" if "backend" in keywords else tmp_path
+    with pytest.raises(PublishError, match=message):
+        viewer.publish(dest, url=URL, **keywords)
+    assert not any(tmp_path.iterdir())
+
+
 def test_compress_to_a_directory_is_refused(viewer, tmp_path):
     bind_all(viewer)
     with pytest.raises(PublishError, match="Content-Encoding"):
@@ -329,3 +343,22 @@ def test_state_never_points_at_the_kernel(viewer, tmp_path):
     with pytest.raises(PublishError, match="kernel's server.*'other'"):
         viewer.publish(tmp_path, url=URL)
     assert published_keys(tmp_path) == before
+
+
+def test_alpha_meshes_and_local_annotations_publish(viewer, tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    pts = pd.DataFrame(rng.normal(0, 100, (400, 3)), columns=["x", "y", "z"])
+    pts["region"] = np.where(pts["x"] > 0, "a", "b")
+    alpha = viewer.add_alpha_mesh("regions", pts, "region", alpha=1000.0)
+    clicks = pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0], "z": [5.0, 6.0]})
+    viewer.add_local_annotations("clicks", clicks)
+    pub = viewer.publish(tmp_path, url=URL)
+    layers = {la["name"]: la for la in pub.state["layers"]}
+    assert source_urls(layers["regions"]) == [f"precomputed://{URL}/regions/mesh",
+                                              f"precomputed://{URL}/regions/properties"]
+    manifests = [k for k in published_keys(tmp_path) if k.endswith(":0")]
+    assert len(manifests) == len(alpha.groups) == 2
+    # local annotations travel inside the state as they are
+    assert [a["point"] for a in layers["clicks"]["annotations"]] == [[1, 3, 5], [2, 4, 6]]
