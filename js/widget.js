@@ -138,6 +138,24 @@ function render({ model, el }) {
   model.on("change:height", () => (root.style.height = model.get("height")));
   showStatus();
 
+  // Tell the kernel this view exists (and when it goes): a viewer nothing displays and
+  // nothing refers to is freed there.
+  const viewId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const announce = (open) => {
+    try {
+      model.send({ nglive_view: viewId, open });
+    } catch (_) {
+      // the kernel side is gone already
+    }
+  };
+  announce(true);
+
+  if (model.get("page_origin") !== location.origin) {
+    // the kernel's server answers CORS requests from this page's origin
+    model.set("page_origin", location.origin);
+    model.save_changes();
+  }
+
   let cancelled = false;
   resolveServerUrl(model).then(async (url) => {
     if (cancelled) return;
@@ -154,6 +172,7 @@ function render({ model, el }) {
   });
   return () => {
     cancelled = true;
+    announce(false);
   };
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -89,3 +90,48 @@ def test_concurrent_writers_never_expose_partial_generation():
     t.join()
     assert seen_partial == []
     assert store.current("p").number == 19
+
+
+def test_retired_generations_are_collected_without_further_writes():
+    store = Store(grace_seconds=0.2)
+    store.write_generation("p", {"info": b"a" * 1000})
+    store.write_generation("p", {"info": b"b"})
+    assert store.read("p/0/info") is not None  # within the grace period
+    deadline = time.monotonic() + 5
+    while store.read("p/0/info") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.read("p/0/info") is None
+    assert store.retired_bytes() == 0
+    assert store.read("p/1/info") == b"b"
+
+
+def test_retired_bytes_stay_bounded_whatever_the_edit_rate():
+    store = Store(grace_seconds=3600, max_retired_bytes=1_000_000)
+    value = bytes(300_000)
+    for _ in range(30):
+        store.write_generation("p", {"a": value, "b": b"x"})
+        assert store.retired_bytes() <= 1_000_000
+    keys = store.list("p/")
+    assert len(keys) <= 2 * (1 + 1_000_000 // 300_000)
+    assert store.read(store.current("p").path + "/a") == value
+
+
+def test_remove_deletes_every_generation_of_a_prefix():
+    store = Store(grace_seconds=3600)
+    for _ in range(3):
+        store.write_generation("layer/a", {"info": b"x"})
+        store.write_generation("layer/b", {"info": b"y"})
+    store.write_generation("other", {"info": b"z"})
+    store.remove("layer")
+    assert store.list("layer/") == [] and store.prefixes() == ["other"]
+    assert store.retired_bytes() == 0
+    assert store.write_generation("layer/a", {"info": b"w"}).number == 3  # never reused
+
+
+def test_closed_store_deletes_and_refuses_writes():
+    store = Store()
+    store.write_generation("p", {"info": b"x"})
+    store.close(delete=True)
+    assert store.list() == []
+    with pytest.raises(RuntimeError, match="closed"):
+        store.write_generation("p", {"info": b"y"})

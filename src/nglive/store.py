@@ -7,6 +7,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ class Generation:
     number: int
     keys: tuple[str, ...]
     created: float
+    nbytes: int = 0
 
     @property
     def path(self) -> str:
@@ -56,7 +58,11 @@ class Store:
         directory path, or any tensorstore kvstore URL (``file://``, ``gs://``,
         ``s3://``, ``memory://``).
     grace_seconds : float
-        How long a superseded generation stays readable.
+        How long a superseded generation stays readable (a browser may still be
+        fetching from it). A timer collects it when the grace ends, edits or not.
+    max_retired_bytes : int
+        Bound on the bytes held by superseded generations: beyond it the oldest are
+        deleted before their grace ends, so memory stays bounded at any edit rate.
 
     Examples
     --------
@@ -66,10 +72,12 @@ class Store:
     b'{}'
     """
 
-    def __init__(self, location: str | os.PathLike | None = None, *, grace_seconds: float = 30.0):
+    def __init__(self, location: str | os.PathLike | None = None, *, grace_seconds: float = 30.0,
+                 max_retired_bytes: int = 64 * 2**20):
         self.url = _kvstore_spec(location)
         self.kvstore = ts.KvStore.open(self.url).result()
         self.grace_seconds = float(grace_seconds)
+        self.max_retired_bytes = int(max_retired_bytes)
         # A random id folded into ETags: two Stores never share validators.
         self.instance_id = secrets.token_hex(4)
         self._lock = threading.Lock()
@@ -77,6 +85,11 @@ class Store:
         self._next_number: dict[str, int] = {}
         self._retired: list[tuple[float, Generation]] = []
         self._sizes: dict[str, int] = {}
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        # A file:// store's root, to refuse serving anything that resolves outside it.
+        self.root = os.path.realpath(self.url[len("file://"):]) if self.url.startswith(
+            "file://") else None
 
     def __repr__(self) -> str:
         return f"Store({self.url!r}, layers={sorted(self._current)})"
@@ -98,6 +111,8 @@ class Store:
         for key in files:
             _check_key(key)
         with self._lock:
+            if self._closed:
+                raise RuntimeError("this Store is closed")
             number = self._claim_number(prefix)
         base = f"{prefix}/{number}/"
         if self.url.startswith("memory://"):
@@ -116,7 +131,8 @@ class Store:
             for key, value in files.items():
                 kv[base + key] = value
             txn.commit_async().result()
-        gen = Generation(prefix, number, tuple(files), time.time())
+        gen = Generation(prefix, number, tuple(files), time.time(),
+                         sum(len(v) for v in files.values()))
         with self._lock:
             for key, value in files.items():
                 self._sizes[base + key] = len(value)
@@ -148,18 +164,83 @@ class Store:
         return max(numbers, default=-1) + 1
 
     def collect_garbage(self, *, now: float | None = None, force: bool = False) -> int:
-        """Delete superseded generations older than the grace period; return how many."""
+        """Delete superseded generations whose grace has ended; return how many.
+
+        Also deletes the oldest ones early while superseded generations hold more than
+        ``max_retired_bytes``, and schedules a timer for the next one due, so nothing
+        waits for another write to be freed.
+        """
         now = time.monotonic() if now is None else now
         with self._lock:
             due = [g for t, g in self._retired if force or now - t >= self.grace_seconds]
-            self._retired = [(t, g) for t, g in self._retired if g not in due]
+            kept = [(t, g) for t, g in self._retired if g not in due]
+            held = sum(g.nbytes for _, g in kept)
+            while kept and held > self.max_retired_bytes:  # oldest first
+                _, g = kept.pop(0)
+                due.append(g)
+                held -= g.nbytes
+            self._retired = kept
         for gen in due:
-            base = gen.path + "/"
-            self.kvstore.delete_range(ts.KvStore.KeyRange(base, base[:-1] + "0")).result()
-            with self._lock:
-                for key in gen.keys:
-                    self._sizes.pop(base + key, None)
+            self._delete_generation(gen)
+        self._schedule_collection()
         return len(due)
+
+    def retired_bytes(self) -> int:
+        """Bytes held by superseded generations that are still readable."""
+        with self._lock:
+            return sum(g.nbytes for _, g in self._retired)
+
+    def _delete_generation(self, gen: Generation) -> None:
+        base = gen.path + "/"
+        self.kvstore.delete_range(ts.KvStore.KeyRange(base, base[:-1] + "0")).result()
+        with self._lock:
+            for key in gen.keys:
+                self._sizes.pop(base + key, None)
+
+    def _schedule_collection(self) -> None:
+        with self._lock:
+            if self._closed or not self._retired or self._timer is not None:
+                return
+            wait = max(0.0, self._retired[0][0] + self.grace_seconds - time.monotonic())
+            # The timer holds the Store weakly: a dropped Store is freed, not kept by it.
+            timer = threading.Timer(wait + 0.01, _collect_later, (weakref.ref(self),))
+            timer.name = "nglive-store-gc"
+            timer.daemon = True
+            self._timer = timer
+        timer.start()
+
+    def remove(self, prefix: str) -> int:
+        """Delete every generation under ``prefix`` (e.g. a removed layer's); return how
+        many keys were deleted. Numbers are not reused if the prefix is written again."""
+        prefix = prefix.rstrip("/")
+        under = prefix + "/"
+        with self._lock:
+            for p in [p for p in self._current if p == prefix or p.startswith(under)]:
+                del self._current[p]
+            self._retired = [(t, g) for t, g in self._retired
+                             if not (g.prefix == prefix or g.prefix.startswith(under))]
+            gone = [k for k in self._sizes if k.startswith(under)]
+            for k in gone:
+                del self._sizes[k]
+        self.kvstore.delete_range(ts.KvStore.KeyRange(under, _prefix_end(under))).result()
+        return len(gone)
+
+    def close(self, *, delete: bool = False) -> None:
+        """Stop the collection timer; with ``delete``, delete everything this Store wrote.
+
+        A Viewer closes the Store it created with ``delete=True`` (its data is of no use
+        without it); a Store you passed in is yours and keeps its data.
+        """
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+            prefixes = {g.prefix.split("/", 1)[0] for g in self._current.values()}
+            prefixes |= {g.prefix.split("/", 1)[0] for _, g in self._retired}
+        if timer is not None:
+            timer.cancel()
+        if delete:
+            for p in prefixes:
+                self.remove(p)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -188,6 +269,18 @@ class Store:
         """Every key under ``prefix``, sorted."""
         keys = self.kvstore.list(ts.KvStore.KeyRange(prefix, _prefix_end(prefix))).result()
         return sorted(k.decode() for k in keys)
+
+
+def _collect_later(store_ref) -> None:
+    store = store_ref()
+    if store is None:
+        return
+    with store._lock:
+        store._timer = None
+    try:
+        store.collect_garbage()
+    except Exception:  # noqa: BLE001 — a failed delete is retried on the next write
+        pass
 
 
 def _prefix_end(prefix: str) -> str:

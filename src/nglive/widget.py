@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import datetime as _dt
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,14 +17,16 @@ import neuroglancer
 import numpy as np
 import pandas as pd
 import traitlets
+from ipywidgets.widgets import widget as _ipywidget
 
-from . import live
+from . import live, server_security
 from .layers.alpha_meshes import AlphaMeshLayer
 from .layers.annotations import AnnotationLayer
 from .layers.base import Binding
 from .layers.local_annotations import LocalAnnotationLayer
 from .layers.meshes import MeshLayer
 from .layers.segment_properties import SegmentPropertiesLayer
+from .lifecycle import ViewerResources, collect_if_abandoned, weak_method
 from .server import DataServer
 from .store import Store
 
@@ -67,8 +71,10 @@ class Viewer(anywidget.AnyWidget):
     {'mesh': 0, 'properties': 0}
     """
 
-    _esm = _front_end_file("widget.js")
-    _css = _front_end_file("widget.css")
+    # The text, not the path: for a path anywidget connects a file watcher to every
+    # instance, a strong reference that kept each viewer alive for the whole session.
+    _esm = _front_end_file("widget.js").read_text(encoding="utf-8")
+    _css = _front_end_file("widget.css").read_text(encoding="utf-8")
 
     port = traitlets.Int(0).tag(sync=True)
     viewer_path = traitlets.Unicode("").tag(sync=True)
@@ -78,6 +84,8 @@ class Viewer(anywidget.AnyWidget):
     status = traitlets.Dict().tag(sync=True)
     # Set by the browser once it knows how to reach the server ("" until then).
     server_url = traitlets.Unicode("").tag(sync=True)
+    # The origin of the page showing the widget (the Jupyter page), set by the browser.
+    page_origin = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -92,7 +100,8 @@ class Viewer(anywidget.AnyWidget):
             raise ValueError(
                 f"connection={connection!r}; accepted: 'auto', 'direct', 'proxy', 'colab'"
             )
-        self.store = store if isinstance(store, Store) else Store(store)
+        owns_store = not isinstance(store, Store)
+        self.store = Store(store) if owns_store else store
         self.server = DataServer(self.store, log_requests=log_requests)
         self.ng = neuroglancer.Viewer()
         self.layers: dict[str, Binding] = {}
@@ -102,6 +111,12 @@ class Viewer(anywidget.AnyWidget):
         self._status_lock = threading.Lock()
         self._last_error: str | None = None
         self._prefixes: set[str] = set()
+        self._views: set[str] = set()
+        self._closed = False
+        self._resources = ViewerResources(self.store, owns_store, self.server, self.ng.token,
+                                          self._executor)
+        # Released when the viewer is freed, even if close() is never called.
+        self._finalizer = weakref.finalize(self, self._resources.release)
         super().__init__(
             port=self.server.port,
             viewer_path=f"/v/{self.ng.token}/",
@@ -115,7 +130,45 @@ class Viewer(anywidget.AnyWidget):
             )
             s.layout = layout
         live.register(self)
+        self.on_msg(self._on_front_end_message)
         self._publish_status()
+
+    # -- lifetime (see nglive.lifecycle) -------------------------------------------------------
+
+    @traitlets.observe("comm")
+    def _comm_changed(self, change) -> None:
+        # Replaces ipywidgets' handler: the comm calls back through a weak reference and
+        # the widget registry holds the viewer only while it is displayed (_pin).
+        if change["new"] is None:
+            return
+        self._model_id = self.model_id
+        self.comm.on_msg(weak_method(self._handle_msg))
+
+    def _pin(self) -> None:
+        if self.comm is not None:
+            _ipywidget._instances[self.model_id] = self
+
+    def _unpin(self) -> None:
+        if self.comm is not None and _ipywidget._instances.get(self.model_id) is self:
+            del _ipywidget._instances[self.model_id]
+
+    def _repr_mimebundle_(self, **kwargs):
+        self._pin()  # displayed: the front-end may render it at any time from now on
+        return super()._repr_mimebundle_(**kwargs)
+
+    def _on_front_end_message(self, _widget, content, _buffers) -> None:
+        if not isinstance(content, dict) or "nglive_view" not in content:
+            return
+        view = str(content["nglive_view"])
+        if content.get("open"):
+            self._views.add(view)
+            self._pin()
+            return
+        self._views.discard(view)
+        if not self._views:
+            # No output shows it any more: keep it only if something still refers to it.
+            self._unpin()
+            _later(collect_if_abandoned, weakref.ref(self))
 
     # -- public API ------------------------------------------------------------------------
 
@@ -372,12 +425,146 @@ class Viewer(anywidget.AnyWidget):
             label_col=label_col, color_col=color_col, visible_col=visible_col, **keywords)
         return self._bind(layer, wait)
 
+    # -- CAVE (nglive.cave; needs the [cave] extra) ----------------------------------------
+
+    def add_datastack(self, client, *, image: bool | str = True, segmentation: bool | str = True,
+                      skeletons: bool = True) -> str | None:
+        """Add a CAVE datastack's image and graphene segmentation layers.
+
+        The layers nglui's ``ViewerState().add_layers_from_client(client)`` writes
+        (``imagery``, ``segmentation`` with the skeleton source if the datastack has
+        one), in the live viewer; the viewer's dimensions become
+        ``client.info.viewer_resolution()``. Graphene sources use the ``middleauth+``
+        form, read with ``client``'s token.
+
+        Parameters
+        ----------
+        client : caveclient.CAVEclient
+            A client of the datastack (``CAVEclient("minnie65_public")``).
+        image, segmentation : bool or str
+            Add the layer (a string names it).
+        skeletons : bool
+            Add the datastack's skeleton source to the segmentation layer.
+
+        Returns
+        -------
+        str or None
+            The segmentation layer's name: CAVE tables link to it, and
+            :meth:`add_segment_properties` attaches tables to it.
+        """
+        from .cave.datastack import add_datastack
+
+        return add_datastack(self, client, image=image, segmentation=segmentation,
+                             skeletons=skeletons)
+
+    def add_cave_table(self, client, table: str, annotation_type: str = "point", *,
+                       name: str | None = None, position=None, segment=None, properties=(),
+                       materialization_version: int | None = None, timestamp=None,
+                       linked_segmentation: str | dict | None = None,
+                       shader: str | None = None, wait: bool = True,
+                       write_keywords: dict | None = None, **query_keywords):
+        """Query a CAVE table and bind it as a live annotation layer.
+
+        Positions keep the table's voxel resolution, declared as the layer's coordinate
+        space. Root-id columns become relationships linked to the datastack's
+        segmentation layer, and are checked for freshness: ``layer.df["stale"]`` flags
+        rows with outdated ids and the status line counts them.
+
+        Parameters
+        ----------
+        client : caveclient.CAVEclient
+            A client of the datastack.
+        table : str
+            The table (``client.materialize.get_tables()`` lists them).
+        annotation_type : {"point", "line"}
+            Points at ``position``, or lines between two positions (by default
+            ``pre_pt_position`` → ``post_pt_position`` for synapses).
+        name : str, optional
+            Layer name (the table's by default).
+        position : str or (str, str), optional
+            Position column(s) without ``_x/_y/_z``: ``"pt_position"`` by default,
+            ``"ctr_pt_position"`` for synapse points; ``"pre_pt_position"`` /
+            ``"post_pt_position"`` are the other synapse choices.
+        segment : str or list, optional
+            Root-id columns to relate annotations to (every ``*root_id`` by default).
+        properties : list
+            Columns written as annotation properties (strings become enums).
+        materialization_version, timestamp
+            Query a version, or the state at a time (a live query); latest by default.
+        linked_segmentation : str or dict, optional
+            The segmentation layer to link (the one :meth:`add_datastack` added).
+        write_keywords : dict, optional
+            Encoder keywords, as :meth:`add_annotations` takes them.
+        **query_keywords
+            Passed to ``client.materialize.query_table``: ``filter_in_dict``,
+            ``filter_equal_dict``, ``filter_spatial_dict``, ``select_columns``, ``limit``,
+            ``desired_resolution``, ...
+
+        Returns
+        -------
+        nglive.cave.CaveTableLayer
+            ``.df`` (edit it like any bound table), ``.refresh(materialization_version=
+            None, timestamp=None)``, ``.update_ids()``, ``.stale_ids``.
+        """
+        from .cave.tables import add_cave_table
+
+        return add_cave_table(
+            self, client, table, annotation_type, name=name, position=position,
+            segment=segment, properties=properties,
+            materialization_version=materialization_version, timestamp=timestamp,
+            linked_segmentation=linked_segmentation, shader=shader, wait=wait,
+            write_keywords=write_keywords, **query_keywords)
+
+    def share(self, client, *, site: str | None = None, publish_to=None,
+              publish_url: str | None = None, local_limit: int = 10_000):
+        """Upload what the viewer shows to the datastack's state server; return a link.
+
+        Segment properties go up with ``client.state.upload_property_json``; annotation
+        layers of up to 10,000 rows become local annotations in the state; meshes and
+        bigger layers are published to ``publish_to`` (see :meth:`publish`) — without
+        it the call names them and says how. Nothing in the shared state points at
+        this kernel.
+
+        Parameters
+        ----------
+        client : caveclient.CAVEclient
+            A client of the datastack (its state server stores the state).
+        site : str, optional
+            Viewer site of the link: the datastack's (Spelunker) by default.
+        publish_to : str, optional
+            A bucket or directory for layers that cannot travel inside a state.
+        publish_url : str, optional
+            The public URL of ``publish_to`` when it cannot be derived (directories).
+        local_limit : int
+            Annotation layers up to this many rows travel inside the state.
+
+        Returns
+        -------
+        nglive.cave.SharedLink
+            The link (a ``str``), with ``state_id`` and the uploaded ``state``.
+        """
+        from .cave.share import share
+
+        return share(self, client, site=site, publish_to=publish_to,
+                     publish_url=publish_url, local_limit=local_limit)
+
+    def load_state(self, client, link_or_id) -> dict:
+        """Open a shared state (a CAVE link or state id) in this viewer.
+
+        Bound layers the state also names are replaced by the state's; others stay.
+        Returns the state's JSON.
+        """
+        from .cave.share import load_state
+
+        return load_state(self, client, link_or_id)
+
     def _bind(self, layer: Binding, wait: bool) -> Binding:
         self.layers[layer.name] = layer
         try:
             layer.refresh(force=True, wait=wait)
         except Exception:
             del self.layers[layer.name]
+            layer.close()
             self._publish_status()
             raise
         return layer
@@ -389,27 +576,68 @@ class Viewer(anywidget.AnyWidget):
         return state.layers[name].layer.to_json()
 
     def remove_layer(self, name: str) -> None:
-        """Remove a bound layer from the viewer (its data goes after the grace period)."""
-        self.layers.pop(name)
+        """Remove a bound layer from the viewer and delete its data now.
+
+        An update of the layer still under way is dropped: it neither brings the layer
+        back nor leaves data behind.
+        """
+        layer = self.layers.pop(name)
+        layer.close()
         with self.ng.txn() as s:
             if name in s.layers:
                 del s.layers[name]
         self._publish_status()
 
+    def publish(self, dest, *, layers=None, url: str | None = None,
+                site: str = "https://neuroglancer-demo.appspot.com/", compress: bool = False,
+                **options):
+        """Publish the bound layers to a directory or bucket; returns a ``Published``.
+
+        Copies the current generation of every bound source (or of ``layers``) to
+        ``{layer}/{source}/`` under ``dest`` and returns the state that shows them from
+        ``url`` (derived for ``gs://``/``s3://``, required for a directory), with
+        ``.url(site)`` and ``.write_state(path)``. Publishing again writes only what
+        changed. See :func:`nglive.publish_store` for every option.
+        """
+        from .publish import publish_store
+
+        return publish_store(self, dest, layers=layers, url=url, site=site,
+                             compress=compress, **options)
+
     def close(self) -> None:
-        """Stop serving and syncing this viewer."""
+        """Stop serving and syncing this viewer and free what it holds.
+
+        Its Neuroglancer page and data URLs stop answering, its encoding thread ends and
+        the data it generated is deleted (a :class:`Store` you passed in keeps its data).
+        A viewer that is neither displayed nor referenced is closed by itself.
+        """
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
         live.unregister(self)
-        self.server.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for layer in list(self.layers.values()):
+            layer.close(delete=False)
+        self.layers.clear()
+        self._views.clear()
+        self._resources.release()
         super().close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the viewer was freed)."""
+        return self._closed
 
     def wait(self, timeout: float | None = 60) -> None:
         """Block until every queued layer update has finished."""
+        if self._closed:
+            return
         self._executor.submit(lambda: None).result(timeout)
 
     # -- used by bindings --------------------------------------------------------------------
 
     def _check_new_name(self, name: str) -> None:
+        if self._closed:
+            raise RuntimeError("this viewer is closed; create a new nglive.Viewer()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"layer name must be a non-empty string, got {name!r}")
         if name in self.layers:
@@ -442,8 +670,15 @@ class Viewer(anywidget.AnyWidget):
             if first_layer and bounds is not None:
                 _fit_view(s, *bounds)
 
+    @traitlets.observe("page_origin")
+    def _page_origin_changed(self, change) -> None:
+        if change["new"]:
+            server_security.allow(change["new"])  # CORS for the Jupyter page
+
     @traitlets.observe("server_url")
     def _server_url_changed(self, change) -> None:
+        if change["new"]:
+            server_security.allow(change["new"])  # the host and origin the browser uses
         # The browser found another way to the server: rewrite every source URL, then
         # say so in the status (the front-end waits for that before loading the client,
         # so the client never starts on addresses it cannot reach).
@@ -453,7 +688,8 @@ class Viewer(anywidget.AnyWidget):
                     layer.apply()
             self._publish_status()
 
-        self._executor.submit(rewrite)
+        if not self._closed:
+            self._executor.submit(rewrite)
 
     def _note_error(self, layer: Binding, error: BaseException, tb: str) -> None:
         self._last_error = f"{layer.name}: {type(error).__name__}: {error}"
@@ -478,6 +714,22 @@ class Viewer(anywidget.AnyWidget):
                     "error": f"{errors[-1]}" if errors else None,
                     "server": self.server_url or self.server.server_url,
                 }
+
+
+def _later(func, *args) -> None:
+    """Run ``func(*args)`` soon, outside the caller's frame (which may hold references):
+    on the kernel's event loop in a notebook, else on a short-lived thread."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        loop.call_later(0.2, func, *args)
+    else:
+        timer = threading.Timer(0.2, func, args)
+        timer.name = "nglive-collect"
+        timer.daemon = True
+        timer.start()
 
 
 def _fit_view(state: neuroglancer.ViewerState, lo, hi) -> None:

@@ -159,3 +159,38 @@ def test_update_back_to_good_data_after_a_failure(viewer):
         layer.update(bad)
     assert layer.update(table) == {"mesh": 0, "properties": 0}  # nothing to redo, no raise
     assert layer.error is None and viewer.status["error"] is None
+
+
+def test_new_mesh_ids_become_visible_hidden_ones_stay_hidden(viewer):
+    layer = viewer.add_meshes("shapes", {1: trimesh.creation.box(), 2: trimesh.creation.box()})
+    with viewer.txn() as s:
+        s.layers["shapes"].segments = {1}  # the user hid segment 2
+    layer.update(meshes={1: trimesh.creation.box(), 2: trimesh.creation.box(),
+                         3: trimesh.creation.icosphere()})
+    assert {int(x) for x in viewer.state.layers["shapes"].segments} == {1, 3}
+    layer.update(meshes={3: trimesh.creation.icosphere(), 4: trimesh.creation.box()})
+    assert {int(x) for x in viewer.state.layers["shapes"].segments} == {3, 4}
+
+
+def test_fingerprint_describes_what_was_served_when_the_table_changes_mid_check(viewer):
+    table = demo_table()
+    layer = viewer.add_meshes("shapes", demo_meshes(), table, label_col="name")
+    source = layer.sources["properties"]
+    take = source.snapshot
+
+    def edited_while_copying():
+        # another thread (a grid edit, a viewer edit) changes the table between the
+        # post-cell check's fingerprint and its snapshot
+        table.loc[0, "name"] = "late edit"
+        return take()
+
+    table.loc[1, "name"] = "first edit"
+    source.snapshot = edited_while_copying
+    live.check_all()
+    layer.wait()
+    source.snapshot = take
+    assert labels(viewer, "shapes")[:2] == ["late edit", "first edit"]
+    assert source.last_fingerprint == source.fingerprint()  # what is served is recorded
+    live.check_all()  # so the next check has nothing to redo
+    layer.wait()
+    assert layer.generations["properties"] == 1

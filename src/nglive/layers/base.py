@@ -25,6 +25,10 @@ class BoundSource:
     ``fingerprint`` is cheap and runs in the kernel thread after every cell;
     ``snapshot`` copies what ``encode`` needs (kernel thread, so later edits can't
     tear it); ``encode`` is pure and runs on the worker thread.
+    ``fingerprint_snapshot``, when given, fingerprints a snapshot (the same digest
+    ``fingerprint`` gives for the data it copied), so the fingerprint recorded for a
+    generation describes exactly what was encoded, even if the table changed between
+    the check and the copy.
     """
 
     key: str
@@ -37,6 +41,24 @@ class BoundSource:
     last_fingerprint: bytes | None = None
     # The inputs of the last failed encode: not retried after every cell until edited.
     failed_fingerprint: bytes | None = None
+    fingerprint_snapshot: Callable[[Any], bytes] | None = None
+
+    def take_snapshot(self, fingerprint: bytes) -> tuple[Any, bytes]:
+        """A snapshot and the fingerprint of exactly what it holds.
+
+        Without ``fingerprint_snapshot``, the inputs are fingerprinted again after the
+        copy and the copy retried if they changed meanwhile.
+        """
+        if self.fingerprint_snapshot is not None:
+            snap = self.snapshot()
+            return snap, self.fingerprint_snapshot(snap)
+        for _ in range(3):
+            snap = self.snapshot()
+            after = self.fingerprint()
+            if after == fingerprint:
+                break
+            fingerprint = after
+        return snap, fingerprint
 
 
 def frame_fingerprint(df: pd.DataFrame | None, columns=None) -> bytes:
@@ -99,7 +121,9 @@ class Binding:
         self.updated: float | None = None
         self.updating = False
         self._sequence = 0
-        self._lock = threading.Lock()
+        # Serialises switching the viewer to new generations with removing the layer.
+        self._lock = threading.RLock()
+        self._closed = False
         self._last_future: concurrent.futures.Future | None = None
 
     def __repr__(self) -> str:
@@ -140,24 +164,15 @@ class Binding:
         Returns the layer's generations (``{source: number}``) with ``wait``, else a
         ``concurrent.futures.Future`` of them.
         """
+        if self._closed:
+            raise RuntimeError(f"layer {self.name!r} was removed from its viewer")
         changed = self._changed_sources(force, retry_failed)
-        if not changed:
-            if retry_failed and self.error is not None:
-                # every source matches what is on screen: the old error no longer applies
-                self.error = self.exception = None
-                self.viewer._publish_status()
-            pending = self._last_future
-            if wait:
-                if pending is not None and not pending.done():
-                    pending.result()  # an update already under way: wait for it too
-                return self.generations.copy()
-            if pending is not None and not pending.done():
-                return pending
-            fut: concurrent.futures.Future = concurrent.futures.Future()
-            fut.set_result(self.generations.copy())
-            return fut
         try:
-            snapshots = {key: (src, fp, src.snapshot()) for key, (src, fp) in changed.items()}
+            snapshots = {}
+            for key, (src, fp) in changed.items():
+                snap, fp = src.take_snapshot(fp)
+                if force or fp != src.last_fingerprint:  # else: changed back meanwhile
+                    snapshots[key] = (src, fp, snap)
         except Exception as e:
             self._fail(e)
             if wait:
@@ -165,6 +180,8 @@ class Binding:
             fut = concurrent.futures.Future()
             fut.set_exception(e)
             return fut
+        if not snapshots:
+            return self._unchanged(retry_failed, wait)
         with self._lock:
             self._sequence += 1
             seq = self._sequence
@@ -176,22 +193,46 @@ class Binding:
             return fut.result()
         return fut
 
+    def _unchanged(self, retry_failed: bool, wait: bool):
+        if retry_failed and self.error is not None:
+            # every source matches what is on screen: the old error no longer applies
+            self.error = self.exception = None
+            self.viewer._publish_status()
+        pending = self._last_future
+        if wait:
+            if pending is not None and not pending.done():
+                pending.result()  # an update already under way: wait for it too
+            return self.generations.copy()
+        if pending is not None and not pending.done():
+            return pending
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut.set_result(self.generations.copy())
+        return fut
+
     def _regenerate(self, seq: int, snapshots) -> dict[str, int]:
-        if seq != self._sequence:
-            return self.generations.copy()  # a newer edit is queued; skip this one
+        if seq != self._sequence or self._closed:
+            return self.generations.copy()  # a newer edit is queued, or the layer is gone
         try:
             encoded = {key: src.encode(snap) for key, (src, _fp, snap) in snapshots.items()}
             store = self.viewer.store
+            written = {}
             for key, out in encoded.items():
                 if snapshots[key][0].writes_files:
-                    gen = store.write_generation(f"{self.prefix}/{key}", out)
-                    self.generations[key] = gen.number
-                else:
-                    self.state_parts[key] = out
-            for src, fp, _snap in snapshots.values():
-                src.last_fingerprint = fp
-            self.apply()
+                    written[key] = store.write_generation(f"{self.prefix}/{key}", out).number
+            with self._lock:
+                if self._closed:  # removed while encoding: leave nothing behind
+                    self._delete_data()
+                    return self.generations.copy()
+                self.generations.update(written)
+                for key, out in encoded.items():
+                    if not snapshots[key][0].writes_files:
+                        self.state_parts[key] = out
+                for src, fp, _snap in snapshots.values():
+                    src.last_fingerprint = fp
+                self.apply()
         except Exception as e:
+            if self._closed:
+                return self.generations.copy()
             for src, fp, _snap in snapshots.values():
                 src.failed_fingerprint = fp
             self._fail(e)
@@ -203,7 +244,8 @@ class Binding:
         finally:
             if seq == self._sequence:
                 self.updating = False
-            self.viewer._publish_status()
+            if not self._closed:
+                self.viewer._publish_status()
         return self.generations.copy()
 
     def _fail(self, e: BaseException) -> None:
@@ -214,11 +256,33 @@ class Binding:
 
     def apply(self) -> None:
         """Point the Neuroglancer layer at the current generations (one state txn)."""
-        urls = {key: self.source_url(key) for key in self.generations if key in self.sources}
-        if len(urls) < sum(src.writes_files for src in self.sources.values()):
-            return
-        self.viewer._set_layer(self.name, lambda first: self.layer_state(urls, first),
-                               bounds=self.view_bounds())
+        with self._lock:
+            if self._closed:
+                return
+            urls = {key: self.source_url(key) for key in self.generations
+                    if key in self.sources}
+            if len(urls) < sum(src.writes_files for src in self.sources.values()):
+                return
+            self.viewer._set_layer(self.name, lambda first: self.layer_state(urls, first),
+                                   bounds=self.view_bounds())
+
+    def close(self, *, delete: bool = True) -> None:
+        """Detach this layer from its viewer: updates under way are dropped, and with
+        ``delete`` its generations are deleted from the store now."""
+        with self._lock:
+            self._closed = True
+            self._sequence += 1  # queued updates see they are stale
+            self.updating = False
+        if delete:
+            self._delete_data()
+
+    def _delete_data(self) -> None:
+        self.viewer.store.remove(self.prefix)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the layer was removed from its viewer (or the viewer closed)."""
+        return self._closed
 
     def view_bounds(self):
         """(lo, hi) corners in nm to fit the view to when this is the first layer."""

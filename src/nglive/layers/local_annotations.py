@@ -8,6 +8,7 @@ and delete them in Neuroglancer; those edits are written back into the same Data
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import warnings
 from typing import TYPE_CHECKING
@@ -138,6 +139,13 @@ class LocalAnnotationLayer(Binding):
         if df is not None:
             self.df = df
         return self.refresh(force=force, retry_failed=True, wait=wait)
+
+    def close(self, *, delete: bool = True) -> None:
+        # neuroglancer's state outlives the layer (an open event stream holds it): stop
+        # listening, so it keeps neither this layer nor its viewer alive
+        with contextlib.suppress(ValueError):  # already removed
+            self.viewer.ng.shared_state.remove_changed_callback(self._on_viewer_state_changed)
+        super().close(delete=delete)
 
     # -- viewer -> DataFrame ------------------------------------------------------------
 

@@ -65,16 +65,26 @@ class MeshLayer(PropertiesBinding):
         self.meshes = meshes
         self.nm_per_coordinate = nm_per_coordinate(coord_space)
         self.df = None
+        # segment ids (text) of the meshes last encoded, and of those before: new ids
+        # become visible, ids the user hid stay hidden
+        self._mesh_ids: list[str] = []
+        self._known_ids: set[str] | None = None
         self.sources["mesh"] = BoundSource(
             "mesh",
             fingerprint=lambda: _mesh_fingerprint(self.meshes),
             snapshot=lambda: dict(self.meshes),
-            encode=lambda meshes: encode_legacy_meshes(self._in_nm(meshes)),
+            encode=self._encode_meshes,
         )
         if properties is not None:
             self.bind_properties(properties, id_col=id_col, label_col=label_col,
                                  color_col=color_col, visible_col=visible_col,
                                  **property_keywords)
+
+    def _encode_meshes(self, meshes: Mapping) -> dict[str, bytes]:
+        files = encode_legacy_meshes(self._in_nm(meshes))
+        ids = as_uint64_ids(pd.Series(list(meshes), dtype=object), column="segment id")
+        self._mesh_ids = [str(i) for i in ids.tolist()]
+        return files
 
     def _in_nm(self, meshes: Mapping) -> Mapping:
         scale = self.nm_per_coordinate
@@ -125,8 +135,15 @@ class MeshLayer(PropertiesBinding):
         state = {"type": "segmentation", "source": [urls["mesh"]]}
         if "properties" in urls:
             state["source"].append(urls["properties"])
-        if first:
-            ids = as_uint64_ids(pd.Series(list(self.meshes), dtype=object), column="segment id")
-            state["segments"] = [str(i) for i in ids.tolist()]
+        ids = set(self._mesh_ids)
+        known = self._known_ids
+        if first or known is None:
+            state["segments"] = list(self._mesh_ids)
+        elif ids != known:
+            current = self.viewer._layer_json(self.name) or {}
+            shown = {str(s) for s in current.get("segments", [])}
+            visible = (shown - (known - ids)) | (ids - known)
+            state["segments"] = sorted(visible, key=int)
+        self._known_ids = ids
         state.update(self.state_parts.get("display", {}))
         return state

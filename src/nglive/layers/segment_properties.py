@@ -76,6 +76,7 @@ def properties_source(
         fingerprint=lambda: frame_fingerprint(get_df(), bound_columns(get_kw())),
         snapshot=snapshot,
         encode=encode,
+        fingerprint_snapshot=lambda snap: frame_fingerprint(snap[0], bound_columns(snap[1])),
     )
 
 
@@ -120,6 +121,7 @@ def display_source(get_df: Callable[[], pd.DataFrame], id_col: Callable[[], str]
         snapshot=snapshot,
         encode=lambda df: display_state(df, id_col(), color_col(), visible_col()),
         writes_files=False,
+        fingerprint_snapshot=lambda snap: frame_fingerprint(snap, columns()),
     )
 
 
