@@ -2,76 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 
-import numpy as np
 import pandas as pd
 
 from ..destination import open_destination
-from ..sharded import iter_shards, shard_order
 from .columns import AnnotationTable, read_table
 from .coord_space import as_coord_space
-from .records import (
-    by_id_lengths,
-    encode_by_id,
-    encode_groups,
-    encode_records,
-    group_runs,
-    groups_words,
-    reorder_groups,
+from .indexes import (
+    by_id_key_files,
+    by_id_shard_files,
+    by_id_sharding,
+    group_key_files,
+    group_shard_files,
+    groups_sharding,
+    id_ranks,
+    info_bytes,
+    info_header,
+    relationship_groups,
+    spatial_entry,
 )
-from .sharding import choose_sharding
+from .records import encode_records, group_runs
 from .spatial import bounds, build_levels, compressed_morton, unravel
 
 if sys.byteorder != "little":  # records are assembled as native 32-bit words
     raise ImportError("nglive's annotation encoder needs a little-endian machine")
-
-
-def _json_number(v: float):
-    return int(v) if float(v).is_integer() else float(v)
-
-
-def _id_ranks(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rank of each row's id, and the row of each rank (None when ids ascend by row)."""
-    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
-        return np.arange(len(ids)), None
-    row_of_rank = np.argsort(ids)
-    rank = np.empty(len(ids), np.int64)
-    rank[row_of_rank] = np.arange(len(ids))
-    return rank, row_of_rank
-
-
-def _relationship_groups(table: AnnotationTable, r, id_rank, row_of_rank):
-    """Segment ids of a relationship (ascending) and their member rows, each group's
-    members ordered by annotation id, repeated (segment, row) pairs dropped.
-
-    Returns ``(segments, counts, members)``.
-    """
-    counts = np.diff(r.offsets)
-    rows = np.repeat(np.arange(len(table)), counts)
-    # a hash table (pandas) finds the distinct segments in O(n); sorting them is cheap
-    code, segments = pd.factorize(r.values)
-    by_value = np.argsort(segments)
-    segments = segments[by_value]
-    rank_of = np.empty(len(by_value), np.int64)
-    rank_of[by_value] = np.arange(len(by_value))
-    code = rank_of[code]
-    bits = max(1, (len(table) - 1).bit_length())
-    if len(segments) and (len(segments) - 1).bit_length() + bits <= 63:
-        # (segment code, id rank) packed in one integer: one fast sort of values
-        key = code.astype(np.int64) << bits | id_rank[rows]
-        key.sort()
-        key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
-        code, rank = key >> bits, key & ((1 << bits) - 1)
-    else:
-        order = np.lexsort((id_rank[rows], code))
-        code, rank = code[order], id_rank[rows][order]
-        fresh = np.concatenate([[True], (code[1:] != code[:-1]) | (rank[1:] != rank[:-1])])
-        code, rank = code[fresh], rank[fresh]
-    members = rank if row_of_rank is None else row_of_rank[rank]
-    return segments, np.bincount(code, minlength=len(segments)), members
 
 
 def encode_annotations(
@@ -171,54 +127,6 @@ def encode_annotations(
         shuffle=shuffle_before_assigning_spatial_levels, description=description, gzip=gzip))
 
 
-def _shard_files(directory: str, keys: np.ndarray, words: np.ndarray, bounds: np.ndarray,
-                 sharding: dict) -> Iterator[tuple[str, bytes]]:
-    for name, data in iter_shards(keys, words, bounds, sharding):
-        yield f"{directory}/{name}", data
-
-
-def _key_files(directory: str, names: list[str], words: np.ndarray,
-               bounds: np.ndarray) -> Iterator[tuple[str, bytes]]:
-    """One file per key (the unsharded layout)."""
-    raw = words.tobytes()
-    b = (bounds * 4).tolist()
-    for i, name in enumerate(names):
-        yield f"{directory}/{name}", raw[b[i]:b[i + 1]]
-
-
-def _by_id_files(table, records, entry, sharded, gzip):
-    if not sharded:
-        words, b = encode_by_id(table, records)
-        yield from _key_files("by_id", [str(k) for k in table.ids.tolist()], words, b)
-        return
-    lengths = by_id_lengths(table, records)
-    sharding = entry["sharding"] = choose_sharding(len(table), 4 * int(lengths.sum()), gzip=gzip)
-    order = shard_order(table.ids, sharding)
-    words, b = encode_by_id(table, records, order)
-    yield from _shard_files("by_id", table.ids[order], words, b, sharding)
-
-
-def _groups_files(directory, keys, counts, members, records, table, entry, sharded, gzip,
-                  names=None):
-    """Files of an index of annotation lists: list ``g`` (key ``keys[g]``) holds the next
-    ``counts[g]`` rows of ``members``."""
-    if sharded:
-        rec_words = records.lengths[members].sum()
-        total = 4 * int(groups_words(counts, 0).sum() + rec_words)
-        sharding = entry["sharding"] = choose_sharding(len(keys), total, gzip=gzip)
-        order = shard_order(keys, sharding)
-        if not (order == np.arange(len(order))).all():
-            first = np.cumsum(counts) - counts
-            members = members[reorder_groups(first, counts, order)]
-            keys, counts = keys[order], counts[order]
-        words, b = encode_groups(counts, members, records, table.ids)
-        yield from _shard_files(directory, keys, words, b, sharding)
-    else:
-        words, b = encode_groups(counts, members, records, table.ids)
-        names = names if names is not None else [str(k) for k in keys.tolist()]
-        yield from _key_files(directory, names, words, b)
-
-
 def iter_source_files(table: AnnotationTable, *, write_sharded=True, write_by_id=True,
                       write_by_relationship=True, write_by_spatial_chunk=True,
                       num_spatial_levels=7, target_chunk_limit=10000, shuffle=True,
@@ -231,37 +139,27 @@ def iter_source_files(table: AnnotationTable, *, write_sharded=True, write_by_id
     """
     records = encode_records(table)
     lower, upper = bounds(table)
-    info: dict = {
-        "@type": "neuroglancer_annotations_v1",
-        "dimensions": table.space.to_json(),
-        "lower_bound": [_json_number(v) for v in lower],
-        "upper_bound": [_json_number(v) for v in upper],
-        "annotation_type": table.annotation_type.upper(),
-        "properties": [p.spec for p in table.properties],
-        "relationships": [{"id": r.name, "key": r.key} for r in table.relationships],
-    }
-    if description:
-        info["description"] = description
+    info = info_header(table.space, table.annotation_type, table.properties,
+                       table.relationships, lower, upper, description)
     if write_by_id:
         info["by_id"] = {"key": "by_id"}
-        yield from _by_id_files(table, records, info["by_id"], write_sharded, gzip)
+        if write_sharded:
+            sharding = info["by_id"]["sharding"] = by_id_sharding(table, records, gzip)
+            yield from by_id_shard_files(table, records, sharding)
+        else:
+            yield from by_id_key_files(table, records)
     if write_by_relationship and table.relationships:
-        id_rank, row_of_rank = _id_ranks(table.ids)
+        id_rank, row_of_rank = id_ranks(table.ids)
         for r, entry in zip(table.relationships, info["relationships"], strict=True):
-            segments, counts, members = _relationship_groups(table, r, id_rank, row_of_rank)
-            yield from _groups_files(r.key, segments, counts, members, records, table, entry,
-                                     write_sharded, gzip)
+            segments, counts, members = relationship_groups(table, r, id_rank, row_of_rank)
+            yield from _group_files(r.key, segments, counts, members, records, table, entry,
+                                    write_sharded, gzip)
     info["spatial"] = []
     if write_by_spatial_chunk:
         levels = build_levels(table, lower, upper, max_levels=num_spatial_levels,
                               limit=target_chunk_limit, shuffle=shuffle)
         for i, level in enumerate(levels):
-            entry = {
-                "key": f"by_spatial_level_{i}",
-                "grid_shape": [int(g) for g in level.grid_shape],
-                "chunk_size": [_json_number(c) for c in level.chunk_size],
-                "limit": int(level.limit),
-            }
+            entry = spatial_entry(i, level.grid_shape, level.chunk_size, level.limit)
             info["spatial"].append(entry)
             first, counts = group_runs(level.cells)
             coords = unravel(level.cells[first], level.grid_shape)
@@ -269,10 +167,24 @@ def iter_source_files(table: AnnotationTable, *, write_sharded=True, write_by_id
                 keys, names = compressed_morton(coords, level.grid_shape), None
             else:
                 keys, names = level.cells[first], ["_".join(map(str, c)) for c in coords.tolist()]
-            yield from _groups_files(entry["key"], keys, counts, level.members, records, table,
-                                     entry, write_sharded, gzip, names=names)
+            yield from _group_files(entry["key"], keys, counts, level.members, records, table,
+                                    entry, write_sharded, gzip, names=names)
         del levels
-    yield "info", json.dumps(info, indent=1).encode()
+    yield "info", info_bytes(info)
+
+
+def _group_files(directory, keys, counts, members, records, table, entry, sharded, gzip,
+                 names=None):
+    """Files of an index of annotation lists: list ``g`` (key ``keys[g]``) holds the next
+    ``counts[g]`` rows of ``members``."""
+    if sharded:
+        sharding = entry["sharding"] = groups_sharding(
+            len(keys), len(members), int(records.lengths[members].sum()), gzip)
+        yield from group_shard_files(directory, keys, counts, members, records, table.ids,
+                                     sharding)
+    else:
+        names = names if names is not None else [str(k) for k in keys.tolist()]
+        yield from group_key_files(directory, names, counts, members, records, table.ids)
 
 
 def write_annotations(
