@@ -281,3 +281,18 @@ def test_empty_table():
         files = encode_annotations(df, "xyz", "point", write_sharded=sharded)
         info = json.loads(files["info"])
         assert info["lower_bound"] == [0, 0, 0] and len(info["spatial"]) == 1
+
+
+def test_relationship_with_no_related_segment_at_all_and_an_empty_table(tmp_path):
+    """A relationship column whose values are all missing raised IndexError (float
+    column of NaN, and the grouping of no pairs)."""
+    df = pd.DataFrame({"x": [1.0, 2.0], "y": 0.0, "z": 0.0, "seg": [np.nan, np.nan]})
+    write_annotations(df, "xyz", "point", relationships=["seg"], output_dir=str(tmp_path / "a"))
+    src = SpecSource(str(tmp_path / "a"))
+    assert {k: v[2] for k, v in src.by_id().items()} == {0: [[]], 1: [[]]}
+    assert src.relationship(0) == {}
+    write_annotations(df.iloc[:0], "xyz", "point", relationships=["seg"],
+                      output_dir=str(tmp_path / "b"))
+    info = json.loads((tmp_path / "b" / "info").read_bytes())
+    assert info["relationships"][0]["key"] == "by_rel_seg" and SpecSource(
+        str(tmp_path / "b")).by_id() == {}

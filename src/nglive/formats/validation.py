@@ -23,17 +23,22 @@ class TableError(ValueError):
         row: Any = None,
         value: Any = None,
         accepted: str | None = None,
+        partition: int | None = None,
     ):
         # numpy scalars print as np.int64(…); users typed plain numbers
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(row, np.generic):
             row = row.item()
+        self.message = message
         self.column = column
         self.row = row
         self.value = value
         self.accepted = accepted
+        self.partition = partition  # of a dask DataFrame
         parts = []
+        if partition is not None:
+            parts.append(f"partition {partition}")
         if column is not None:
             parts.append(f"column {column!r}")
         if row is not None:
@@ -43,6 +48,21 @@ class TableError(ValueError):
         where = (", ".join(parts) + ": ") if parts else ""
         tail = f" (accepted: {accepted})" if accepted else ""
         super().__init__(f"{where}{message}{tail}")
+
+    def __reduce__(self):
+        # keep the facts when pickled (errors raised on Dask workers come back pickled)
+        return _table_error, (self.message, self.column, self.row, self.value, self.accepted,
+                              self.partition)
+
+    def in_partition(self, partition: int) -> TableError:
+        """The same error, saying which partition of a dask DataFrame it is in."""
+        return TableError(self.message, column=self.column, row=self.row, value=self.value,
+                          accepted=self.accepted, partition=partition)
+
+
+def _table_error(message, column, row, value, accepted, partition) -> TableError:
+    return TableError(message, column=column, row=row, value=value, accepted=accepted,
+                      partition=partition)
 
 
 def require_columns(df: pd.DataFrame, columns, *, purpose: str = "") -> None:
@@ -89,6 +109,8 @@ def as_uint64_ids(values, *, column: str, index=None) -> np.ndarray:
             arr = values.astype(object).to_numpy()
     if arr.dtype == np.uint64:
         return arr
+    if len(arr) == 0:  # e.g. a relationship column whose values are all missing
+        return np.zeros(0, np.uint64)
     if arr.dtype.kind in "iu":
         if arr.dtype.kind == "i" and (arr < 0).any():
             fail(arr < 0, "negative id")

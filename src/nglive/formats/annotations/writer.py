@@ -24,6 +24,7 @@ from .indexes import (
     spatial_entry,
 )
 from .records import encode_records, group_runs
+from .scale_out import is_dask_dataframe
 from .spatial import bounds, build_levels, compressed_morton, unravel
 
 if sys.byteorder != "little":  # records are assembled as native 32-bit words
@@ -250,6 +251,20 @@ def write_annotations(
     >>> sorted(store.list("annotations/0/"))[:2]
     ['annotations/0/by_id/0.shard', 'annotations/0/by_spatial_level_0/0.shard']
     """
+    if is_dask_dataframe(df):
+        if store is not None or polyline_points is not None or not write_sharded:
+            raise ValueError("a dask DataFrame is written by Dask workers to output_dir, "
+                             "sharded, without polyline_points (store=, polyline_points= and "
+                             "write_sharded=False are for pandas tables)")
+        from .scale_out import write_annotations_dask
+
+        return write_annotations_dask(
+            df, coord_space, annotation_type, properties, relationships, output_dir,
+            write_by_id=write_by_id, write_by_relationship=write_by_relationship,
+            write_by_spatial_chunk=write_by_spatial_chunk,
+            num_spatial_levels=num_spatial_levels, target_chunk_limit=target_chunk_limit,
+            shuffle_before_assigning_spatial_levels=shuffle_before_assigning_spatial_levels,
+            description=description, gzip=gzip)
     space = as_coord_space(coord_space)
     table = read_table(df, space, annotation_type, properties, relationships, polyline_points)
     files = iter_source_files(

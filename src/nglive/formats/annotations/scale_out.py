@@ -1,0 +1,764 @@
+"""Annotation sources from dask DataFrames: the single-process writer's bytes, written
+shard by shard by Dask workers, so no process ever holds the whole table.
+
+The plan (each step a Dask computation over the partitions):
+
+1. **Facts**: every partition is validated as the pandas path validates a table
+   (errors name the partition, column, row and value) and reports its bounds, row
+   count, id range, property types, relationship segments and sizes; a tree reduction
+   combines them. Property types that depend on the values (integers sized by their
+   range, colours with or without alpha) are decided from the whole table, as pandas
+   would. Ids are unique within partitions; when partition id ranges overlap, a
+   shuffle of the ids alone checks them across partitions.
+2. **Spatial levels**, one pass per level: each annotation's level depends only on its
+   priority (a hash of its id, see :mod:`.spatial`) and on per-cell counts, which are
+   sums over partitions. A pass counts, per cell, the annotations still remaining at
+   this level and those emitted at the previous one.
+3. **Shuffle**: every partition turns its rows into *entries* tagged with their
+   destination shard — each row once for the by-id index, once per related segment
+   for each relationship index, once per intersected cell at its spatial level — and
+   Dask's shuffle (``set_index`` on the destination, one output partition per shard)
+   brings each shard's entries together.
+4. **Write**: one task per shard encodes its entries with the single-process encoders
+   and packer and writes the shard file whole (a renamed temporary file, or one kvstore
+   write), so a retried task rewrites the same bytes. ``info`` is written last.
+
+Memory per worker is bounded by the partition size (steps 1-3) and the shard size
+(step 4, at most ~128 MB of output per shard, see ``choose_sharding``), never by the
+table size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..destination import is_local_path, open_destination
+from ..sharded import shard_name, shard_numbers
+from ..validation import TableError
+from .columns import (
+    AnnotationTable,
+    PropertyColumn,
+    RelationshipColumn,
+    _int_type_for,
+    _relationship_key,
+    read_properties,
+    read_table,
+)
+from .coord_space import as_coord_space, geometry_columns
+from .indexes import (
+    by_id_shard_files,
+    group_shard_files,
+    groups_sharding,
+    id_ranks,
+    info_bytes,
+    info_header,
+    relationship_groups,
+    spatial_entry,
+)
+from .records import by_id_lengths, encode_records, group_runs, record_dtype
+from .sharding import choose_sharding
+from .spatial import (
+    HASH_SPACE,
+    LevelCells,
+    bounds,
+    compressed_morton,
+    level_grids,
+    next_threshold,
+    spatial_priority,
+    take_rows,
+    unravel,
+)
+
+# a task that dies after writing part of a shard, once (tests set it: see tests/scale_out)
+CRASH_ONCE_ENV = "NGLIVE_TEST_CRASH_ONCE"
+
+log = logging.getLogger(__name__)
+
+
+def is_dask_dataframe(df) -> bool:
+    """True for a ``dask.dataframe.DataFrame`` (without importing dask otherwise)."""
+    return type(df).__module__.split(".")[0] == "dask" and hasattr(df, "npartitions")
+
+
+# ------------------------------------------------------------------------------ the plan
+
+@dataclass
+class _Index:
+    """One index of the source and the destinations (output partitions) of its shards."""
+
+    directory: str
+    kind: str  # "by_id", "relationship" or "spatial"
+    sharding: dict
+    first_dest: int
+    which: int = 0  # relationship number or spatial level
+
+    @property
+    def num_dest(self) -> int:
+        return 1 << self.sharding["shard_bits"]
+
+
+@dataclass
+class _Plan:
+    """What every task needs to know about the whole table (small, pickled to tasks)."""
+
+    space: object
+    annotation_type: str
+    properties: list  # resolved property spec dicts (types decided globally)
+    relationships: list  # column names
+    rel_widths: list  # most ids one row lists, per relationship
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    grids: list = field(default_factory=list)
+    shuffle: bool = True
+    row_offsets: np.ndarray | None = None  # first global row of each partition
+    num_rows: int = 0
+    thresholds: list = field(default_factory=list)  # per spatial level
+    indexes: list = field(default_factory=list)
+
+    def table(self, pdf: pd.DataFrame, partition: int, *,
+              geometry_only: bool = False) -> AnnotationTable:
+        """The validated table of one partition, with the global property types (or
+        only its ids and geometry)."""
+        try:
+            if geometry_only:
+                return read_table(pdf, self.space, self.annotation_type)
+            return read_table(pdf, self.space, self.annotation_type, self.properties,
+                              self.relationships)
+        except TableError as e:
+            raise e.in_partition(partition) from None
+
+    def priority(self, table: AnnotationTable, partition: int) -> np.ndarray:
+        if self.shuffle:
+            return spatial_priority(table.ids)
+        start = int(self.row_offsets[partition])
+        return np.arange(start, start + len(table), dtype=np.uint64)
+
+    @property
+    def space_size(self) -> int:
+        return HASH_SPACE if self.shuffle else max(self.num_rows, 1)
+
+
+# ---------------------------------------------------------------------------- 1. facts
+
+def _facts(pdf: pd.DataFrame, partition: int, plan: _Plan, requests) -> dict:
+    try:
+        table = read_table(pdf, plan.space, plan.annotation_type, requests, plan.relationships)
+    except TableError as e:
+        if e.column in plan.relationships and isinstance(e.value, str) and \
+                e.value.startswith("["):
+            raise TableError(
+                e.message + " (dask turned a column of lists into strings: give lists an "
+                "Arrow list dtype, pd.ArrowDtype(pyarrow.list_(pyarrow.uint64())), or set "
+                "dask.config 'dataframe.convert-string' to False)", column=e.column,
+                row=e.row, value=e.value, accepted=e.accepted, partition=partition) from None
+        raise e.in_partition(partition) from None
+    n = len(table)
+    facts: dict = {"n": n, "partitions": [partition], "lengths": {partition: n}}
+    if n:
+        lo, hi = bounds(table)
+        facts.update(lower=lo, upper=hi, id_ranges=[(int(table.ids.min()),
+                                                      int(table.ids.max()), partition)])
+    # an empty partition's types say nothing (no colour to tell rgb from rgba): kept
+    # apart, used only if every partition is empty
+    facts["specs" if n else "empty_specs"] = [{partition: p.spec} for p in table.properties]
+    facts.setdefault("specs", [{} for _ in table.properties])
+    facts.setdefault("empty_specs", [{} for _ in table.properties])
+    facts["int_ranges"] = [
+        (int(p.values.min()), int(p.values.max())) if n and p.values.dtype.kind in "iu"
+        else None for p in table.properties]
+    records = encode_records(table)
+    facts["by_id_words"] = int(by_id_lengths(table, records).sum())
+    facts["record_words"] = records.width
+    rels = []
+    rank, row_of_rank = id_ranks(table.ids)
+    for r in table.relationships:
+        segments, counts, _ = relationship_groups(table, r, rank, row_of_rank)
+        widths = np.diff(r.offsets)
+        rels.append({"segments": segments, "pairs": int(counts.sum()),
+                     "width": int(widths.max()) if n else 0})
+    facts["rels"] = rels
+    return facts
+
+
+def _merge_facts(*parts: dict) -> dict:
+    out = {"n": sum(p["n"] for p in parts),
+           "partitions": sum((p["partitions"] for p in parts), []),
+           "lengths": {k: v for p in parts for k, v in p["lengths"].items()},
+           "by_id_words": sum(p["by_id_words"] for p in parts),
+           "record_words": parts[0]["record_words"],
+           "id_ranges": sum((p.get("id_ranges", []) for p in parts), [])}
+    bounded = [p for p in parts if "lower" in p]
+    if bounded:
+        out["lower"] = np.min([p["lower"] for p in bounded], axis=0)
+        out["upper"] = np.max([p["upper"] for p in bounded], axis=0)
+    for name in ("specs", "empty_specs"):
+        out[name] = [{k: v for p in parts for k, v in p[name][j].items()}
+                     for j in range(len(parts[0][name]))]
+    out["int_ranges"] = []
+    for j in range(len(parts[0]["int_ranges"])):
+        ranges = [p["int_ranges"][j] for p in parts if p["int_ranges"][j] is not None]
+        out["int_ranges"].append((min(r[0] for r in ranges), max(r[1] for r in ranges))
+                                 if ranges else None)
+    out["rels"] = [{"segments": np.unique(np.concatenate([p["rels"][j]["segments"]
+                                                         for p in parts])),
+                    "pairs": sum(p["rels"][j]["pairs"] for p in parts),
+                    "width": max(p["rels"][j]["width"] for p in parts)}
+                   for j in range(len(parts[0]["rels"]))]
+    return out
+
+
+def _resolve_properties(facts: dict, ddf) -> list[dict]:
+    """One spec per property for the whole table, as the pandas path would choose it."""
+    resolved = []
+    for specs, empty, int_range in zip(facts["specs"], facts["empty_specs"],
+                                       facts["int_ranges"], strict=True):
+        specs = specs or empty
+        distinct = {repr(s): s for s in specs.values()}
+        if len(distinct) == 1:
+            resolved.append(next(iter(distinct.values())))
+            continue
+        first = next(iter(specs.values()))
+        name = first["id"]
+        types = {s["type"] for s in specs.values()}
+        if types <= {"uint8", "int16", "uint16", "int32", "uint32"} and int_range is not None:
+            # integers typed by their range: decide on the range of the whole table
+            ptype = _int_type_for(np.array(int_range))
+            if ptype is None:
+                raise TableError("integer values do not fit a 32-bit property", column=name,
+                                 value=int_range,
+                                 accepted="int32 or uint32 ranges (cast to float for larger)")
+            resolved.append({**first, "type": ptype})
+        elif types == {"rgb", "rgba"}:
+            # pandas: "#rrggbbaa" in some rows and not in all is an error; find the row
+            partition = next(k for k, s in specs.items() if s["type"] == "rgba")
+            pdf = ddf.get_partition(partition).compute()
+            try:
+                read_properties(pdf, [{**first, "type": "rgb"}])
+            except TableError as e:
+                raise e.in_partition(partition) from None
+            raise TableError("colour has an alpha channel in some partitions only", column=name,
+                             partition=partition, accepted='"#rrggbb" or "#rrggbbaa" throughout')
+        else:
+            partitions = sorted(specs)
+            raise TableError(
+                f"the partitions give this property different types or categories "
+                f"({sorted({repr(s) for s in specs.values()})[:2]}...)", column=name,
+                partition=partitions[-1],
+                accepted="the same dtype in every partition; for categoricals known "
+                         "categories (ddf.categorize() or a CategoricalDtype)")
+    return resolved
+
+
+def _check_unique_ids(ddf, facts: dict, index_name: str) -> None:
+    """Ids are unique within each partition; across partitions only overlapping id
+    ranges can repeat one, and then a shuffle of the ids alone finds it."""
+    ranges = sorted(facts["id_ranges"])
+    if all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False)):
+        return
+    ids = ddf.map_partitions(_ids_frame, meta={"id": "u8", "bucket": "i8"})
+    buckets = max(1, ddf.npartitions)
+    found = ids.shuffle(on="bucket", npartitions=buckets).map_partitions(
+        _first_duplicate, meta={"id": "u8"}).compute()
+    if len(found):
+        dup = int(found["id"].min())
+        where = [i for i, part in enumerate(ddf.to_delayed())
+                 if _contains_id(part, dup)]
+        raise TableError("duplicate annotation id (in partitions "
+                         f"{', '.join(map(str, where))})", column=index_name, row=dup,
+                         value=dup, accepted="unique ids", partition=where[-1] if where else None)
+
+
+def _ids_frame(pdf: pd.DataFrame) -> pd.DataFrame:
+    from ..validation import as_uint64_ids
+
+    ids = as_uint64_ids(pdf.index, column="index", index=pdf.index)
+    return pd.DataFrame({"id": ids, "bucket": (ids % np.uint64(1 << 20)).astype(np.int64)})
+
+
+def _first_duplicate(pdf: pd.DataFrame) -> pd.DataFrame:
+    ids = np.sort(pdf["id"].to_numpy())
+    dup = ids[1:][ids[1:] == ids[:-1]]
+    return pd.DataFrame({"id": dup[:1].astype(np.uint64)})
+
+
+def _contains_id(part, dup: int) -> bool:
+    import dask
+
+    def has(pdf):
+        from ..validation import as_uint64_ids
+
+        return bool((as_uint64_ids(pdf.index, column="index") == np.uint64(dup)).any())
+
+    return dask.delayed(has)(part).compute()
+
+
+# ---------------------------------------------------------------------- 2. levels
+
+def _level_counts(pdf: pd.DataFrame, partition: int, plan: _Plan, level: int) -> dict:
+    """Per-cell counts in one partition: annotations remaining at ``level`` and those
+    emitted at ``level - 1``."""
+    table = plan.table(pdf, partition, geometry_only=True)
+    p = plan.priority(table, partition)
+    t = plan.thresholds
+    below = t[level - 1] if level else 0
+    remaining = np.flatnonzero(p >= np.uint64(below)) if below < plan.space_size else \
+        np.zeros(0, np.int64)
+    out = {"remaining_rows": len(remaining),
+           "remaining": _cell_counts(table, remaining, plan, level)}
+    if level:
+        lo = t[level - 2] if level > 1 else 0
+        emitted = np.flatnonzero((p >= np.uint64(lo)) & (p < np.uint64(below)))
+        out["emitted"] = _cell_counts(table, emitted, plan, level - 1)
+    return out
+
+
+def _cell_counts(table, rows, plan: _Plan, level: int):
+    grid, chunk, _ = plan.grids[level]
+    _, cells = LevelCells(table, rows, plan.lower, plan.grids).at(0, grid, chunk)
+    return np.unique(cells, return_counts=True)
+
+
+def _merge_counts(*parts: dict) -> dict:
+    out = {"remaining_rows": sum(p["remaining_rows"] for p in parts),
+           "remaining": _sum_counts([p["remaining"] for p in parts])}
+    if "emitted" in parts[0]:
+        out["emitted"] = _sum_counts([p["emitted"] for p in parts])
+    return out
+
+
+def _sum_counts(pairs):
+    cells = np.concatenate([c for c, _ in pairs])
+    counts = np.concatenate([n for _, n in pairs])
+    u, inv = np.unique(cells, return_inverse=True)
+    return u, np.bincount(inv.reshape(-1), weights=counts, minlength=len(u)).astype(np.int64)
+
+
+# ----------------------------------------------------------------- 3. entries by shard
+
+def _entry_columns(plan: _Plan, *, by_id: bool) -> dict:
+    """Columns (and dtypes) of shuffled entries: by-id entries carry the related ids,
+    list entries (relationship and spatial) the list key, and without shuffling the
+    priority (a row number; with shuffling it is a hash of the id, computed again)."""
+    cols = {"dest": "i4", "id": "u8"}
+    if not by_id:
+        cols["key"] = "u8"
+        if not plan.shuffle:
+            cols["prio"] = "u8"
+    g = len(geometry_columns(plan.annotation_type, plan.space))
+    cols.update({f"g{i}": "f4" for i in range(g)})
+    for j, spec in enumerate(plan.properties):
+        t = spec["type"]
+        if t in ("rgb", "rgba"):
+            cols.update({f"p{j}_{c}": "u1" for c in range(len(t))})
+        else:
+            cols[f"p{j}"] = np.dtype(t).str
+    if by_id:
+        for r, width in enumerate(plan.rel_widths):
+            cols[f"r{r}_n"] = "i4"
+            cols.update({f"r{r}_{k}": "u8" for k in range(width)})
+    return cols
+
+
+def _entries(pdf: pd.DataFrame, partition: int, plan: _Plan, by_id: bool) -> pd.DataFrame:
+    """The by-id entries (``by_id``) or the list entries of one partition, each tagged
+    with the output partition (the shard) it goes to."""
+    table = plan.table(pdf, partition)
+    blocks = []  # (rows, dest, key, prio)
+    for index in plan.indexes:
+        if (index.kind == "by_id") != by_id:
+            continue
+        prio = None
+        if index.kind == "by_id":
+            rows, keys = np.arange(len(table)), table.ids
+        elif index.kind == "relationship":
+            r = table.relationships[index.which]
+            rank, row_of_rank = id_ranks(table.ids)
+            segments, counts, members = relationship_groups(table, r, rank, row_of_rank)
+            rows, keys = members, np.repeat(segments, counts)
+        else:
+            level = index.which
+            grid, chunk, _ = plan.grids[level]
+            p = plan.priority(table, partition)
+            lo = plan.thresholds[level - 1] if level else 0
+            hi = plan.thresholds[level]
+            sel = p >= np.uint64(lo)
+            if hi < plan.space_size:
+                sel &= p < np.uint64(hi)
+            emitted = np.flatnonzero(sel)
+            pos, cells = LevelCells(table, emitted, plan.lower, plan.grids).at(0, grid, chunk)
+            rows = emitted[pos]
+            keys = compressed_morton(unravel(cells, grid), grid)
+            prio = p[rows]
+        dest = index.first_dest + shard_numbers(keys, index.sharding).astype(np.int64)
+        blocks.append((rows, dest, keys, prio))
+    columns = _entry_columns(plan, by_id=by_id)
+    rows = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    out = {"dest": np.concatenate([b[1] for b in blocks]).astype(np.int32) if blocks
+           else np.zeros(0, np.int32),
+           "id": table.ids[rows]}
+    if "key" in columns:
+        out["key"] = np.concatenate([b[2] for b in blocks]).astype(np.uint64) if blocks \
+            else np.zeros(0, np.uint64)
+    if "prio" in columns:
+        out["prio"] = np.concatenate([b[3] if b[3] is not None else np.zeros(len(b[0]), "u8")
+                                      for b in blocks]) if blocks else np.zeros(0, np.uint64)
+    g = take_rows(table.geometry, rows)
+    for i in range(g.shape[1]):
+        out[f"g{i}"] = g[:, i]
+    for j, p in enumerate(table.properties):
+        if p.values.ndim == 2:
+            for c in range(p.values.shape[1]):
+                out[f"p{j}_{c}"] = p.values[rows, c]
+        else:
+            out[f"p{j}"] = p.values[rows]
+    if by_id:  # every row once, in row order
+        for r, rel in enumerate(table.relationships):
+            counts = np.diff(rel.offsets)
+            out[f"r{r}_n"] = counts.astype(np.int32)
+            within = np.arange(len(rel.values)) - np.repeat(rel.offsets[:-1], counts)
+            row_of = np.repeat(np.arange(len(table)), counts)
+            for k in range(plan.rel_widths[r]):
+                col = np.zeros(len(table), np.uint64)
+                sel = within == k
+                col[row_of[sel]] = rel.values[sel]
+                out[f"r{r}_{k}"] = col
+    return pd.DataFrame({name: out[name] for name in columns}, copy=False)
+
+
+# -------------------------------------------------------------------- 4. shard tasks
+
+def _shard_table(part: pd.DataFrame, plan: _Plan, with_rels: bool) -> AnnotationTable:
+    """The annotations of a shard's entries as a table (already validated: no checks)."""
+    g = len(geometry_columns(plan.annotation_type, plan.space))
+    geometry = np.stack([part[f"g{i}"].to_numpy(np.float32) for i in range(g)], axis=1) \
+        if len(part) else np.zeros((0, g), np.float32)
+    props = []
+    for j, spec in enumerate(plan.properties):
+        t = spec["type"]
+        if t in ("rgb", "rgba"):
+            values = np.stack([part[f"p{j}_{c}"].to_numpy(np.uint8) for c in range(len(t))],
+                              axis=1) if len(part) else np.zeros((0, len(t)), np.uint8)
+        else:
+            values = part[f"p{j}"].to_numpy(np.dtype(t))
+        props.append(PropertyColumn(spec, values))
+    rels = []
+    if with_rels:
+        keys = _relationship_keys(plan.relationships)
+        for r, name in enumerate(plan.relationships):
+            counts = part[f"r{r}_n"].to_numpy(np.int64)
+            width = plan.rel_widths[r]
+            cols = np.stack([part[f"r{r}_{k}"].to_numpy(np.uint64) for k in range(width)],
+                            axis=1) if width else np.zeros((len(part), 0), np.uint64)
+            values = cols[np.arange(width)[None, :] < counts[:, None]]
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            rels.append(RelationshipColumn(name, keys[r], offsets, values))
+    return AnnotationTable(plan.annotation_type, plan.space, part["id"].to_numpy(np.uint64),
+                           geometry, props, rels)
+
+
+def _relationship_keys(names: list[str]) -> list[str]:
+    used: set = set()
+    return [_relationship_key(n, used) for n in names]
+
+
+def _write_shard(part: pd.DataFrame, plan: _Plan, output) -> pd.DataFrame:
+    """Encode and write the one shard whose entries ``part`` holds."""
+    if len(part) == 0:
+        return pd.DataFrame({"file": pd.Series([], dtype=object), "bytes": np.zeros(0, "i8")})
+    dest = int(part.index[0])
+    index = next(i for i in plan.indexes if i.first_dest <= dest < i.first_dest + i.num_dest)
+    table = _shard_table(part, plan, with_rels=index.kind == "by_id")
+    records = encode_records(table)
+    if index.kind == "by_id":
+        files = by_id_shard_files(table, records, index.sharding)
+    else:
+        keys = part["key"].to_numpy(np.uint64)
+        ids = table.ids
+        if index.kind == "spatial":  # within a cell: by priority, as build_levels orders
+            prio = part["prio"].to_numpy(np.uint64) if "prio" in part else spatial_priority(ids)
+            order = np.lexsort((ids, prio, keys))
+        else:  # within a segment's list: by annotation id
+            order = np.lexsort((ids, keys))
+        first, counts = group_runs(keys[order])
+        files = group_shard_files(index.directory, keys[order][first], counts, order, records,
+                                  ids, index.sharding)
+    files = list(files)
+    want = f"{index.directory}/{shard_name(dest - index.first_dest, index.sharding)}"
+    assert [k for k, _ in files] == [want], (files, want)  # one shard per partition
+    dest_out = open_destination(output, atomic=True)
+    key, data = files[0]
+    _maybe_crash(dest_out, key, data)
+    dest_out.write(key, data)
+    dest_out.flush()
+    return pd.DataFrame({"file": [key], "bytes": [len(data)]})
+
+
+def _maybe_crash(dest, key: str, data: bytes) -> None:
+    """Test hook: the first task to get here dies, leaving half a shard behind it (as a
+    killed worker would), when ``NGLIVE_TEST_CRASH_ONCE`` names a marker file."""
+    marker = os.environ.get(CRASH_ONCE_ENV)
+    if not marker:
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    if isinstance(dest.location, str) and is_local_path(dest.location):
+        partial = os.path.join(dest.location, key) + ".tmp-crashed"
+        os.makedirs(os.path.dirname(partial), exist_ok=True)
+        with open(partial, "wb") as f:
+            f.write(data[: len(data) // 2])
+    os._exit(1)
+
+
+# ------------------------------------------------------------------------- driving it
+
+def _client():
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _compute(items: list, desc: str, progress: bool, retries: int = 2) -> list:
+    """Compute delayed objects on the active distributed client (with retries and a
+    progress bar over the tasks as they finish), or on dask's local scheduler."""
+    import dask
+
+    t0 = time.perf_counter()
+    client = _client()
+    if client is None:
+        if progress:
+            from tqdm.dask import TqdmCallback
+
+            with TqdmCallback(desc=desc):
+                out = list(dask.compute(*items))
+        else:
+            out = list(dask.compute(*items))
+    else:
+        futures = client.compute(items, retries=retries)
+        if progress:
+            from distributed import as_completed
+            from tqdm.auto import tqdm
+
+            with tqdm(total=len(futures), desc=desc, unit="task") as bar:
+                for _ in as_completed(futures):
+                    bar.update(1)
+        out = client.gather(futures)
+    log.info("%s: %.2f s", desc, time.perf_counter() - t0)
+    return out
+
+
+def _map_reduce(items: list, combine, desc: str, progress: bool, fan_in: int = 8):
+    """``combine`` over the results of delayed ``items`` (one per partition), reduced as
+    a tree on the workers: the progress bar counts partitions."""
+    from dask import delayed
+
+    if not items:
+        raise ValueError("the dask DataFrame has no partitions")
+    level = items
+    while len(level) > 1:
+        level = [delayed(combine)(*level[i:i + fan_in]) for i in range(0, len(level), fan_in)]
+    client = _client()
+    if client is None or len(items) == 1:
+        return _compute([level[0]], desc, progress)[0]
+    t0 = time.perf_counter()
+    futures = client.compute(items, retries=2)
+    if progress:
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(futures), desc=desc, unit="partition") as bar:
+            for _ in as_completed(futures):
+                bar.update(1)
+    while len(futures) > 1:
+        futures = [client.submit(combine, *futures[i:i + fan_in], retries=2)
+                   for i in range(0, len(futures), fan_in)]
+    out = futures[0].result()
+    log.info("%s: %.2f s", desc, time.perf_counter() - t0)
+    return out
+
+
+def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=(),
+                           relationships=(), output_dir=None, *, write_by_id=True,
+                           write_by_relationship=True, write_by_spatial_chunk=True,
+                           num_spatial_levels=7, target_chunk_limit=10000,
+                           shuffle_before_assigning_spatial_levels=True, description="",
+                           gzip=False, progress=True) -> str:
+    """Write a ``dask.dataframe.DataFrame`` as a sharded precomputed annotation source.
+
+    Called by :func:`nglive.write_annotations` for dask DataFrames (same keywords).
+    Produces the same bytes as the pandas path on the same table, however it is
+    partitioned. ``output_dir`` must be reachable by every worker: a shared directory,
+    ``file://``, ``gs://`` or ``s3://``.
+
+    Choosing sizes: each task holds one input partition and its entries (a few hundred
+    bytes per row: aim for partitions of 1-5 million rows, ~100-500 MB in memory),
+    and a shard task holds one shard's entries and bytes (shards are capped at ~128 MB
+    of output, so ~0.5 GB). Workers with 2-4 GB each are enough at any table size.
+    """
+    from dask import delayed
+
+    space = as_coord_space(coord_space)
+    if annotation_type == "polyline":
+        raise ValueError("polylines need polyline_points, a second table: write them from "
+                         "pandas (the Dask path takes point, line, axis_aligned_bounding_box "
+                         "and ellipsoid tables)")
+    geometry_columns(annotation_type, space)  # rejects unknown types
+    output = "annotations" if output_dir is None else output_dir
+    if hasattr(output, "spec") and not isinstance(output, str | dict):
+        output = output.spec().to_json()  # an open KvStore: its spec travels to workers
+    text = output if isinstance(output, str) else str(output.get("driver", "")) \
+        if isinstance(output, dict) else ""
+    if "memory" in text and not is_local_path(output):
+        raise ValueError("Dask workers write the files themselves: give a directory, "
+                         "file://, gs:// or s3:// location, not memory://")
+    if isinstance(output, os.PathLike):
+        output = os.fspath(output)
+    rel_names = [relationships] if isinstance(relationships, str) else list(relationships)
+    plan = _Plan(space, annotation_type, [], rel_names, [],
+                 shuffle=shuffle_before_assigning_spatial_levels)
+    parts = ddf.to_delayed()
+    # 1. facts
+    per_part = [delayed(_facts)(p, i, plan, properties) for i, p in enumerate(parts)]
+    facts = _map_reduce(per_part, _merge_facts, "checking the table", progress)
+    plan.properties = _resolve_properties(facts, ddf)
+    index_name = getattr(ddf.index, "name", None) or "index"
+    _check_unique_ids(ddf, facts, index_name)
+    n = facts["n"]
+    plan.num_rows = n
+    plan.rel_widths = [r["width"] for r in facts["rels"]]
+    lengths = [facts["lengths"][i] for i in range(len(parts))]
+    plan.row_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rank = len(space.names)
+    plan.lower = facts.get("lower", np.zeros(rank))
+    plan.upper = facts.get("upper", np.ones(rank))
+    rel_keys = _relationship_keys(rel_names)
+    rel_specs = [RelationshipColumn(name, key, None, None)
+                 for name, key in zip(rel_names, rel_keys, strict=True)]
+    info = info_header(space, annotation_type,
+                       [PropertyColumn(s, None) for s in plan.properties], rel_specs,
+                       plan.lower, plan.upper, description)
+    record_words = record_dtype(len(geometry_columns(annotation_type, space)),
+                                [PropertyColumn(s, None) for s in plan.properties]).itemsize // 4
+    indexes: list[_Index] = []
+    dest = 0
+
+    def add(directory, kind, sharding, which=0):
+        nonlocal dest
+        indexes.append(_Index(directory, kind, sharding, dest, which))
+        dest += 1 << sharding["shard_bits"]
+
+    if write_by_id:
+        sharding = choose_sharding(n, 4 * facts["by_id_words"], gzip=gzip)
+        info["by_id"] = {"key": "by_id", "sharding": sharding}
+        add("by_id", "by_id", sharding)
+    if write_by_relationship:
+        for r, (entry, rf) in enumerate(zip(info["relationships"], facts["rels"], strict=True)):
+            sharding = groups_sharding(len(rf["segments"]), rf["pairs"],
+                                       record_words * rf["pairs"], gzip)
+            entry["sharding"] = sharding
+            add(entry["key"], "relationship", sharding, r)
+    # 2. spatial levels
+    info["spatial"] = []
+    if write_by_spatial_chunk:
+        if target_chunk_limit == 0 and num_spatial_levels != 1:
+            raise ValueError("target_chunk_limit=0 (no subsampling) needs num_spatial_levels=1")
+        if target_chunk_limit < 0 or num_spatial_levels < 1:
+            raise ValueError("target_chunk_limit must be >= 0 and num_spatial_levels >= 1")
+        plan.grids = list(level_grids(plan.lower, plan.upper,
+                                      1 if target_chunk_limit == 0 else num_spatial_levels))
+        for level, emitted in enumerate(_levels(parts, plan, target_chunk_limit, progress)):
+            cells, counts = emitted
+            grid, chunk, _ = plan.grids[level]
+            entry = spatial_entry(level, grid, chunk,
+                                  max(1, int(counts.max()) if len(counts) else 0))
+            m = int(counts.sum())
+            entry["sharding"] = groups_sharding(len(cells), m, record_words * m, gzip)
+            info["spatial"].append(entry)
+            add(entry["key"], "spatial", entry["sharding"], level)
+    plan.indexes = indexes
+    # 3. entries to their shards, 4. one task per shard
+    written = []
+    for by_id in (True, False):
+        first, last = (0, by_id_dests(indexes)) if by_id else (by_id_dests(indexes), dest)
+        if last <= first:
+            continue
+        meta = pd.DataFrame({k: np.zeros(0, v)
+                             for k, v in _entry_columns(plan, by_id=by_id).items()})
+        entries = ddf.map_partitions(_entries_of_partition, plan, by_id, meta=meta,
+                                     align_dataframes=False, enforce_metadata=False)
+        # one output partition per shard (destination), whatever the input partitions
+        by_shard = entries.set_index("dest", divisions=list(range(first, last + 1)))
+        written += by_shard.map_partitions(
+            _write_shard, plan, output,
+            meta=pd.DataFrame({"file": pd.Series([], dtype=object), "bytes": np.zeros(0, "i8")})
+        ).to_delayed()
+    if written:
+        _compute(written, "writing shards", progress)
+    final = open_destination(output)
+    final.write("info", info_bytes(info))  # last: a reader never sees a partial source
+    final.flush()
+    _remove_crashed_leftovers(output)
+    return final.location
+
+
+def _entries_of_partition(pdf: pd.DataFrame, plan: _Plan, by_id: bool,
+                          partition_info=None) -> pd.DataFrame:
+    number = partition_info["number"] if partition_info else -1
+    return _entries(pdf, number, plan, by_id)
+
+
+def by_id_dests(indexes: list[_Index]) -> int:
+    """How many destinations (shards) the by-id index has (it comes first), or 0."""
+    return indexes[0].num_dest if indexes and indexes[0].kind == "by_id" else 0
+
+
+def _levels(parts: list, plan: _Plan, limit: int, progress: bool):
+    """Per level, the per-cell counts of the annotations it emits: ``(cells, counts)``.
+
+    Fills ``plan.thresholds`` on the way (one pass over the partitions per level)."""
+    from dask import delayed
+
+    plan.thresholds = []
+    space = plan.space_size
+    threshold = 0
+    level = 0
+    while True:
+        _, _, last = plan.grids[level]
+        per_part = [delayed(_level_counts)(p, i, plan, level) for i, p in enumerate(parts)]
+        res = _map_reduce(per_part, _merge_counts, f"spatial level {level}", progress)
+        if level:
+            yield res["emitted"]
+            if res["remaining_rows"] == 0:
+                return
+        cells, counts = res["remaining"]
+        if last:
+            threshold = space
+        else:
+            max_count = int(counts.max()) if len(counts) else 0
+            threshold = next_threshold(threshold, space, limit, max_count)
+        plan.thresholds.append(threshold)
+        if threshold >= space:  # every remaining annotation is emitted here
+            yield cells, counts
+            return
+        level += 1
+
+
+def _remove_crashed_leftovers(output) -> None:
+    """Temporary files of tasks that died mid-write (local directories only)."""
+    if not is_local_path(output):
+        return
+    for folder, _, names in os.walk(os.fspath(output)):
+        for name in names:
+            if ".tmp-" in name:
+                os.remove(os.path.join(folder, name))
