@@ -219,6 +219,11 @@ def write_annotations(
 
     Parameters
     ----------
+    df
+        A pandas DataFrame (see :func:`encode_annotations`), or a
+        ``dask.dataframe.DataFrame``: then Dask workers write the same bytes, shard by
+        shard, to ``output_dir`` (sharded; not for polylines; see
+        :func:`nglive.formats.annotations.scale_out.write_annotations_dask`).
     output_dir
         A local directory, a tensorstore kvstore URL (``file://``, ``gs://``,
         ``s3://``, ...), a kvstore spec dict or an open ``tensorstore.KvStore`` (use
