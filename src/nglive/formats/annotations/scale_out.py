@@ -70,6 +70,7 @@ from .spatial import (
     compressed_morton,
     level_grids,
     next_threshold,
+    priority_order,
     spatial_priority,
     take_rows,
     unravel,
@@ -142,6 +143,33 @@ class _Plan:
     @property
     def space_size(self) -> int:
         return HASH_SPACE if self.shuffle else max(self.num_rows, 1)
+
+
+class _PartitionLevels:
+    """One partition's annotations in priority order, placed in every level's grid once:
+    the annotations of a priority range (those remaining at a level, or emitted at it)
+    are then a contiguous run."""
+
+    def __init__(self, table: AnnotationTable, plan: _Plan, partition: int):
+        self.plan = plan
+        p = plan.priority(table, partition)
+        self.order = priority_order(table.ids, p) if plan.shuffle else np.arange(len(table))
+        self.sorted_priority = p[self.order]
+        self.cells = LevelCells(table, self.order, plan.lower, plan.grids)
+
+    def position(self, threshold: int) -> int:
+        """How many annotations have a priority below ``threshold``."""
+        if threshold >= self.plan.space_size:
+            return len(self.order)
+        return int(np.searchsorted(self.sorted_priority, np.uint64(threshold)))
+
+    def entries(self, level: int, lo: int, hi: int):
+        """``(row, linear cell)`` of every cell at ``level`` intersected by annotations
+        with priority in ``[lo, hi)``."""
+        grid, chunk, _ = self.plan.grids[level]
+        start, stop = self.position(lo), self.position(hi)
+        pos, cells = self.cells.at(start, grid, chunk, stop)
+        return self.order[start + pos], cells
 
 
 # ---------------------------------------------------------------------------- 1. facts
@@ -303,25 +331,16 @@ def _contains_id(part, dup: int) -> bool:
 def _level_counts(pdf: pd.DataFrame, partition: int, plan: _Plan, level: int) -> dict:
     """Per-cell counts in one partition: annotations remaining at ``level`` and those
     emitted at ``level - 1``."""
-    table = plan.table(pdf, partition, geometry_only=True)
-    p = plan.priority(table, partition)
+    levels = _PartitionLevels(plan.table(pdf, partition, geometry_only=True), plan, partition)
     t = plan.thresholds
     below = t[level - 1] if level else 0
-    remaining = np.flatnonzero(p >= np.uint64(below)) if below < plan.space_size else \
-        np.zeros(0, np.int64)
-    out = {"remaining_rows": len(remaining),
-           "remaining": _cell_counts(table, remaining, plan, level)}
+    end = plan.space_size
+    out = {"remaining_rows": len(levels.order) - levels.position(below),
+           "remaining": np.unique(levels.entries(level, below, end)[1], return_counts=True)}
     if level:
         lo = t[level - 2] if level > 1 else 0
-        emitted = np.flatnonzero((p >= np.uint64(lo)) & (p < np.uint64(below)))
-        out["emitted"] = _cell_counts(table, emitted, plan, level - 1)
+        out["emitted"] = np.unique(levels.entries(level - 1, lo, below)[1], return_counts=True)
     return out
-
-
-def _cell_counts(table, rows, plan: _Plan, level: int):
-    grid, chunk, _ = plan.grids[level]
-    _, cells = LevelCells(table, rows, plan.lower, plan.grids).at(0, grid, chunk)
-    return np.unique(cells, return_counts=True)
 
 
 def _merge_counts(*parts: dict) -> dict:
@@ -370,6 +389,8 @@ def _entries(pdf: pd.DataFrame, partition: int, plan: _Plan) -> pd.DataFrame:
     """Every entry of one partition, tagged with the output partition (the shard) it
     goes to: by-id entries (with the related ids) first, then list entries."""
     table = plan.table(pdf, partition)
+    levels = _PartitionLevels(table, plan, partition) if any(
+        i.kind == "spatial" for i in plan.indexes) else None
     blocks = []  # (rows, dest, key, prio)
     for index in plan.indexes:
         prio = None
@@ -382,18 +403,12 @@ def _entries(pdf: pd.DataFrame, partition: int, plan: _Plan) -> pd.DataFrame:
             rows, keys = members, np.repeat(segments, counts)
         else:
             level = index.which
-            grid, chunk, _ = plan.grids[level]
-            p = plan.priority(table, partition)
+            grid = plan.grids[level][0]
             lo = plan.thresholds[level - 1] if level else 0
-            hi = plan.thresholds[level]
-            sel = p >= np.uint64(lo)
-            if hi < plan.space_size:
-                sel &= p < np.uint64(hi)
-            emitted = np.flatnonzero(sel)
-            pos, cells = LevelCells(table, emitted, plan.lower, plan.grids).at(0, grid, chunk)
-            rows = emitted[pos]
+            rows, cells = levels.entries(level, lo, plan.thresholds[level])
             keys = compressed_morton(unravel(cells, grid), grid)
-            prio = p[rows]
+            prio = None if plan.shuffle else rows.astype(np.uint64) + np.uint64(
+                plan.row_offsets[partition])
         dest = index.first_dest + shard_numbers(keys, index.sharding).astype(np.int64)
         blocks.append((rows, dest, keys, prio))
     columns = _entry_columns(plan)

@@ -307,17 +307,17 @@ class LevelCells:
                 units = to_grid_units(g[:, first:first + rank], lower, fine_chunk)
                 self.ends.append(_cell_coords(units, self.fine_grid))
 
-    def at(self, start: int, grid: np.ndarray, chunk: np.ndarray):
-        """Entries ``(position in rows[start:], linear cell)`` at the level ``grid``."""
-        remaining = self.rows[start:]
+    def at(self, start: int, grid: np.ndarray, chunk: np.ndarray, stop: int | None = None):
+        """Entries ``(position in rows[start:stop], linear cell)`` at the level ``grid``."""
+        remaining = self.rows[start:stop]
         if not self.ends:
             pos, coords = intersected_cells(self.table, remaining, self.lower, chunk, grid)
             return pos, _linear(coords, grid)
         shift = np.log2(self.fine_grid // grid).astype(np.int64)
-        a = self.ends[0][start:] >> shift
+        a = self.ends[0][start:stop] >> shift
         if len(self.ends) == 1:
             return np.arange(len(remaining)), _linear(a, grid)
-        b = self.ends[1][start:] >> shift
+        b = self.ends[1][start:stop] >> shift
         one_cell = (a == b).all(axis=1)
         pos = np.flatnonzero(one_cell)
         cells = _linear(a[one_cell], grid)
