@@ -25,7 +25,8 @@ The plan (each step a Dask computation over the partitions):
 
 Memory per worker is bounded by the partition size (steps 1-3) and the shard size
 (step 4, at most ~128 MB of output per shard, see ``choose_sharding``), never by the
-table size.
+table size: the shuffle is Dask's peer-to-peer one, which spills to disk, unless all
+entries fit in a quarter of the cluster's memory (then the faster task-based one).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from .indexes import (
     relationship_groups,
     spatial_entry,
 )
-from .records import by_id_lengths, encode_records, group_runs, record_dtype
+from .records import Records, by_id_lengths, encode_records, group_runs, record_dtype
 from .sharding import choose_sharding
 from .spatial import (
     HASH_SPACE,
@@ -72,7 +73,6 @@ from .spatial import (
     next_threshold,
     priority_order,
     spatial_priority,
-    take_rows,
     unravel,
 )
 
@@ -121,6 +121,7 @@ class _Plan:
     num_rows: int = 0
     thresholds: list = field(default_factory=list)  # per spatial level
     indexes: list = field(default_factory=list)
+    record_words: int = 0  # of one encoded record
 
     def table(self, pdf: pd.DataFrame, partition: int, *,
               geometry_only: bool = False) -> AnnotationTable:
@@ -360,43 +361,79 @@ def _sum_counts(pairs):
 
 # ----------------------------------------------------------------- 3. entries by shard
 
-def _entry_columns(plan: _Plan, *, by_id: bool | None = None) -> dict:
-    """Columns (and dtypes) of the entries: by-id entries (``by_id``) carry the related
-    ids, list entries (relationship and spatial) their list key and, without shuffling,
-    the priority (a row number; with shuffling it is a hash of the id, computed again);
-    ``None`` gives every column (a partition's entries before they are split)."""
-    cols = {"dest": "i4", "id": "u8"}
-    if not by_id:
-        cols["key"] = "u8"
-        if not plan.shuffle:
-            cols["prio"] = "u8"
-    g = len(geometry_columns(plan.annotation_type, plan.space))
-    cols.update({f"g{i}": "f4" for i in range(g)})
-    for j, spec in enumerate(plan.properties):
-        t = spec["type"]
-        if t in ("rgb", "rgba"):
-            cols.update({f"p{j}_{c}": "u1" for c in range(len(t))})
-        else:
-            cols[f"p{j}"] = np.dtype(t).str
-    if by_id is not False:
-        for r, width in enumerate(plan.rel_widths):
-            cols[f"r{r}_n"] = "i4"
-            cols.update({f"r{r}_{k}": "u8" for k in range(width)})
-    return cols
+@dataclass
+class _EntryLayout:
+    """Where things sit in an entry's 32-bit words: the annotation id, the list key
+    (list entries), the priority (list entries, without shuffling: a row number; with
+    shuffling it is a hash of the id, computed again), the encoded record, and the
+    related ids (by-id entries: per relationship a count, then ``width`` uint64 slots).
+
+    Entries travel as one block of uint64 columns (two words each), which Dask's
+    shuffle moves and slices as a single array."""
+
+    by_id: bool
+    id: int
+    key: int | None
+    prio: int | None
+    record: int
+    record_words: int
+    rels: list  # (count word, first id word, width)
+    words: int  # padded to an even number
+
+    @classmethod
+    def of(cls, plan: _Plan, *, by_id: bool) -> _EntryLayout:
+        pos = 2
+        key = prio = None
+        if not by_id:
+            key, pos = pos, pos + 2
+            if not plan.shuffle:
+                prio, pos = pos, pos + 2
+        record, width = pos, plan.record_words
+        pos += width
+        rels = []
+        if by_id:
+            for w in plan.rel_widths:
+                rels.append((pos, pos + 1, w))
+                pos += 1 + 2 * w
+        return cls(by_id, 0, key, prio, record, width, rels, pos + pos % 2)
+
+    def columns(self) -> dict:
+        return {"dest": "i4", **{f"w{i}": "u8" for i in range(self.words // 2)}}
+
+    def frame(self, dest: np.ndarray, words: np.ndarray) -> pd.DataFrame:
+        """A DataFrame of entries from their destinations and an (n, words) uint32 array."""
+        block = np.ascontiguousarray(words).view(np.uint64)
+        frame = pd.DataFrame(block, columns=[f"w{i}" for i in range(self.words // 2)],
+                             copy=False)
+        frame.insert(0, "dest", dest.astype(np.int32))
+        return frame
+
+    def words_of(self, part: pd.DataFrame) -> np.ndarray:
+        """The (n, words) uint32 array of a DataFrame of entries."""
+        cols = [f"w{i}" for i in range(self.words // 2)]
+        return np.ascontiguousarray(part[cols].to_numpy(np.uint64)).view(np.uint32)
 
 
-def _entries(pdf: pd.DataFrame, partition: int, plan: _Plan) -> pd.DataFrame:
-    """Every entry of one partition, tagged with the output partition (the shard) it
-    goes to: by-id entries (with the related ids) first, then list entries."""
+def _u64(words: np.ndarray, at: int) -> np.ndarray:
+    return np.ascontiguousarray(words[:, at:at + 2]).view(np.uint64).reshape(-1)
+
+
+def _entries(pdf: pd.DataFrame, partition: int, plan: _Plan):
+    """Every entry of one partition, each with the output partition (the shard) it goes
+    to: ``(by-id destinations, by-id words, list destinations, list words)``."""
     table = plan.table(pdf, partition)
+    records = encode_records(table)
     levels = _PartitionLevels(table, plan, partition) if any(
         i.kind == "spatial" for i in plan.indexes) else None
-    blocks = []  # (rows, dest, key, prio)
+    blocks = []  # (rows, dest, key, prio) of list entries
+    by_id = None
     for index in plan.indexes:
         prio = None
         if index.kind == "by_id":
-            rows, keys = np.arange(len(table)), table.ids
-        elif index.kind == "relationship":
+            dest = index.first_dest + shard_numbers(table.ids, index.sharding).astype(np.int64)
+            by_id = (dest, _by_id_words(table, records, plan))
+            continue
+        if index.kind == "relationship":
             r = table.relationships[index.which]
             rank, row_of_rank = id_ranks(table.ids)
             segments, counts, members = relationship_groups(table, r, rank, row_of_rank)
@@ -407,76 +444,69 @@ def _entries(pdf: pd.DataFrame, partition: int, plan: _Plan) -> pd.DataFrame:
             lo = plan.thresholds[level - 1] if level else 0
             rows, cells = levels.entries(level, lo, plan.thresholds[level])
             keys = compressed_morton(unravel(cells, grid), grid)
-            prio = None if plan.shuffle else rows.astype(np.uint64) + np.uint64(
-                plan.row_offsets[partition])
+            if not plan.shuffle:
+                prio = rows.astype(np.uint64) + np.uint64(plan.row_offsets[partition])
         dest = index.first_dest + shard_numbers(keys, index.sharding).astype(np.int64)
         blocks.append((rows, dest, keys, prio))
-    columns = _entry_columns(plan)
-    total = sum(len(b[0]) for b in blocks)
+    layout = _EntryLayout.of(plan, by_id=False)
     rows = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(0, np.int64)
-    out = {"dest": np.concatenate([b[1] for b in blocks]).astype(np.int32) if blocks
-           else np.zeros(0, np.int32),
-           "id": table.ids[rows],
-           "key": np.concatenate([b[2] for b in blocks]).astype(np.uint64) if blocks
-           else np.zeros(0, np.uint64)}
-    if "prio" in columns:
-        out["prio"] = np.concatenate([b[3] if b[3] is not None else np.zeros(len(b[0]), "u8")
-                                      for b in blocks]) if blocks else np.zeros(0, np.uint64)
-    g = take_rows(table.geometry, rows)
-    for i in range(g.shape[1]):
-        out[f"g{i}"] = g[:, i]
-    for j, p in enumerate(table.properties):
-        if p.values.ndim == 2:
-            for c in range(p.values.shape[1]):
-                out[f"p{j}_{c}"] = p.values[rows, c]
-        else:
-            out[f"p{j}"] = p.values[rows]
-    by_id_rows = len(table) if plan.indexes and plan.indexes[0].kind == "by_id" else 0
-    for r, rel in enumerate(table.relationships):  # the by-id entries: rows in order
+    words = np.zeros((len(rows), layout.words), np.uint32)
+    words[:, layout.id:layout.id + 2] = table.ids[rows].view(np.uint32).reshape(-1, 2)
+    if blocks:
+        keys = np.concatenate([b[2] for b in blocks]).astype(np.uint64)
+        words[:, layout.key:layout.key + 2] = keys.view(np.uint32).reshape(-1, 2)
+        if layout.prio is not None:
+            prio = np.concatenate([b[3] if b[3] is not None else np.zeros(len(b[0]), "u8")
+                                   for b in blocks]).astype(np.uint64)
+            words[:, layout.prio:layout.prio + 2] = prio.view(np.uint32).reshape(-1, 2)
+    words[:, layout.record:layout.record + layout.record_words] = records.rows(rows)
+    dest = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    if by_id is None:
+        by_id = (np.zeros(0, np.int64), np.zeros((0, _EntryLayout.of(plan, by_id=True).words),
+                                                  np.uint32))
+    return by_id[0], by_id[1], dest, words
+
+
+def _by_id_words(table: AnnotationTable, records, plan: _Plan) -> np.ndarray:
+    layout = _EntryLayout.of(plan, by_id=True)
+    words = np.zeros((len(table), layout.words), np.uint32)
+    words[:, layout.id:layout.id + 2] = table.ids.view(np.uint32).reshape(-1, 2)
+    words[:, layout.record:layout.record + layout.record_words] = records.words.reshape(
+        len(table), layout.record_words)
+    for rel, (count_at, ids_at, width) in zip(table.relationships, layout.rels, strict=True):
         counts = np.diff(rel.offsets)
-        n = np.zeros(total, np.int32)
-        n[:by_id_rows] = counts[:by_id_rows]
-        out[f"r{r}_n"] = n
+        words[:, count_at] = counts
         within = np.arange(len(rel.values)) - np.repeat(rel.offsets[:-1], counts)
         row_of = np.repeat(np.arange(len(table)), counts)
-        for k in range(plan.rel_widths[r]):
-            col = np.zeros(total, np.uint64)
-            if by_id_rows:
-                sel = within == k
-                col[row_of[sel]] = rel.values[sel]
-            out[f"r{r}_{k}"] = col
-    return pd.DataFrame({name: out[name] for name in columns}, copy=False)
+        id_words = rel.values.view(np.uint32).reshape(-1, 2)
+        for k in range(width):
+            sel = within == k
+            words[row_of[sel], ids_at + 2 * k:ids_at + 2 * k + 2] = id_words[sel]
+    return words
 
 
 # -------------------------------------------------------------------- 4. shard tasks
 
-def _shard_table(part: pd.DataFrame, plan: _Plan, with_rels: bool) -> AnnotationTable:
-    """The annotations of a shard's entries as a table (already validated: no checks)."""
-    g = len(geometry_columns(plan.annotation_type, plan.space))
-    geometry = np.stack([part[f"g{i}"].to_numpy(np.float32) for i in range(g)], axis=1) \
-        if len(part) else np.zeros((0, g), np.float32)
-    props = []
-    for j, spec in enumerate(plan.properties):
-        t = spec["type"]
-        if t in ("rgb", "rgba"):
-            values = np.stack([part[f"p{j}_{c}"].to_numpy(np.uint8) for c in range(len(t))],
-                              axis=1) if len(part) else np.zeros((0, len(t)), np.uint8)
-        else:
-            values = part[f"p{j}"].to_numpy(np.dtype(t))
-        props.append(PropertyColumn(spec, values))
+def _shard_records(words: np.ndarray, layout: _EntryLayout) -> Records:
+    rec = np.ascontiguousarray(words[:, layout.record:layout.record + layout.record_words])
+    n, w = rec.shape
+    return Records(rec.reshape(-1), np.arange(n, dtype=np.int64) * w, np.full(n, w, np.int64), w)
+
+
+def _shard_by_id_table(words: np.ndarray, layout: _EntryLayout, plan: _Plan) -> AnnotationTable:
+    """The ids and related ids of by-id entries (what ``encode_by_id`` reads besides the
+    records)."""
     rels = []
-    if with_rels:
-        keys = _relationship_keys(plan.relationships)
-        for r, name in enumerate(plan.relationships):
-            counts = part[f"r{r}_n"].to_numpy(np.int64)
-            width = plan.rel_widths[r]
-            cols = np.stack([part[f"r{r}_{k}"].to_numpy(np.uint64) for k in range(width)],
-                            axis=1) if width else np.zeros((len(part), 0), np.uint64)
-            values = cols[np.arange(width)[None, :] < counts[:, None]]
-            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            rels.append(RelationshipColumn(name, keys[r], offsets, values))
-    return AnnotationTable(plan.annotation_type, plan.space, part["id"].to_numpy(np.uint64),
-                           geometry, props, rels)
+    keys = _relationship_keys(plan.relationships)
+    for r, (count_at, ids_at, width) in enumerate(layout.rels):
+        counts = words[:, count_at].astype(np.int64)
+        slots = np.ascontiguousarray(words[:, ids_at:ids_at + 2 * width]).view(np.uint64)
+        values = slots[np.arange(width)[None, :] < counts[:, None]]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        rels.append(RelationshipColumn(plan.relationships[r], keys[r], offsets, values))
+    g = len(geometry_columns(plan.annotation_type, plan.space))
+    return AnnotationTable(plan.annotation_type, plan.space, _u64(words, layout.id),
+                           np.zeros((len(words), g), np.float32), [], rels)
 
 
 def _relationship_keys(names: list[str]) -> list[str]:
@@ -490,15 +520,18 @@ def _write_shard(part: pd.DataFrame, plan: _Plan, output) -> pd.DataFrame:
         return pd.DataFrame({"file": pd.Series([], dtype=object), "bytes": np.zeros(0, "i8")})
     dest = int(part.index[0])
     index = next(i for i in plan.indexes if i.first_dest <= dest < i.first_dest + i.num_dest)
-    table = _shard_table(part, plan, with_rels=index.kind == "by_id")
-    records = encode_records(table)
+    layout = _EntryLayout.of(plan, by_id=index.kind == "by_id")
+    words = layout.words_of(part)
+    del part
+    records = _shard_records(words, layout)
     if index.kind == "by_id":
-        files = by_id_shard_files(table, records, index.sharding)
+        files = by_id_shard_files(_shard_by_id_table(words, layout, plan), records,
+                                  index.sharding)
     else:
-        keys = part["key"].to_numpy(np.uint64)
-        ids = table.ids
+        keys, ids = _u64(words, layout.key), _u64(words, layout.id)
         if index.kind == "spatial":  # within a cell: by priority, as build_levels orders
-            prio = part["prio"].to_numpy(np.uint64) if "prio" in part else spatial_priority(ids)
+            prio = _u64(words, layout.prio) if layout.prio is not None else \
+                spatial_priority(ids)
             order = np.lexsort((ids, prio, keys))
         else:  # within a segment's list: by annotation id
             order = np.lexsort((ids, keys))
@@ -631,6 +664,10 @@ def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=()
                          "pandas (the Dask path takes point, line, axis_aligned_bounding_box "
                          "and ellipsoid tables)")
     geometry_columns(annotation_type, space)  # rejects unknown types
+    if target_chunk_limit == 0 and num_spatial_levels != 1:
+        raise ValueError("target_chunk_limit=0 (no subsampling) needs num_spatial_levels=1")
+    if target_chunk_limit < 0 or num_spatial_levels < 1:
+        raise ValueError("target_chunk_limit must be >= 0 and num_spatial_levels >= 1")
     output = "annotations" if output_dir is None else output_dir
     if hasattr(output, "spec") and not isinstance(output, str | dict):
         output = output.spec().to_json()  # an open KvStore: its spec travels to workers
@@ -667,6 +704,7 @@ def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=()
                        plan.lower, plan.upper, description)
     record_words = record_dtype(len(geometry_columns(annotation_type, space)),
                                 [PropertyColumn(s, None) for s in plan.properties]).itemsize // 4
+    plan.record_words = record_words
     indexes: list[_Index] = []
     dest = 0
 
@@ -688,10 +726,6 @@ def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=()
     # 2. spatial levels
     info["spatial"] = []
     if write_by_spatial_chunk:
-        if target_chunk_limit == 0 and num_spatial_levels != 1:
-            raise ValueError("target_chunk_limit=0 (no subsampling) needs num_spatial_levels=1")
-        if target_chunk_limit < 0 or num_spatial_levels < 1:
-            raise ValueError("target_chunk_limit must be >= 0 and num_spatial_levels >= 1")
         plan.grids = list(level_grids(plan.lower, plan.upper,
                                       1 if target_chunk_limit == 0 else num_spatial_levels))
         for level, emitted in enumerate(_levels(parts, plan, target_chunk_limit, progress)):
@@ -719,7 +753,7 @@ def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=()
         for which, first, last in ((0, 0, split), (1, split, dest)):
             if last <= first:
                 continue
-            columns = _entry_columns(plan, by_id=which == 0)
+            columns = _EntryLayout.of(plan, by_id=which == 0).columns()
             entries = dd.from_delayed([pair[which] for pair in pairs], verify_meta=False,
                                       meta=pd.DataFrame({k: np.zeros(0, v)
                                                          for k, v in columns.items()}))
@@ -731,28 +765,26 @@ def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=()
                     {"file": pd.Series([], dtype=object), "bytes": np.zeros(0, "i8")})
             ).to_delayed()
         _compute(written, "writing shards", progress)
+    _remove_crashed_leftovers(output)
     final = open_destination(output)
     final.write("info", info_bytes(info))  # last: a reader never sees a partial source
     final.flush()
-    _remove_crashed_leftovers(output)
     return final.location
 
 
 def _split_entries(pdf: pd.DataFrame, partition: int, plan: _Plan, split: int):
-    """A partition's by-id entries and list entries (destinations from ``split`` on)."""
-    entries = _entries(pdf, partition, plan)
-    first_list = int(np.searchsorted(entries["dest"].to_numpy(), split))  # by-id come first
-    return tuple(entries.iloc[a:b][list(_entry_columns(plan, by_id=by_id))]
-                 for by_id, a, b in ((True, 0, first_list),
-                                     (False, first_list, len(entries))))
+    """A partition's by-id entries and list entries, as two DataFrames."""
+    by_id_dest, by_id_words, dest, words = _entries(pdf, partition, plan)
+    return (_EntryLayout.of(plan, by_id=True).frame(by_id_dest, by_id_words),
+            _EntryLayout.of(plan, by_id=False).frame(dest, words))
 
 
 def _entry_bytes(plan: _Plan, facts: dict, info: dict) -> int:
     """About how many bytes the entries of the whole table take."""
-    per_entry = sum(np.dtype(t).itemsize for t in _entry_columns(plan, by_id=False).values())
-    rel_bytes = sum(4 + 8 * w for w in plan.rel_widths)
+    per_list = 4 + 4 * _EntryLayout.of(plan, by_id=False).words
+    per_by_id = 4 + 4 * _EntryLayout.of(plan, by_id=True).words
     lists = sum(r["pairs"] for r in facts["rels"]) + facts["n"]  # spatial: ~1 per row
-    return facts["n"] * (per_entry + rel_bytes) + lists * per_entry
+    return facts["n"] * per_by_id + lists * per_list
 
 
 def _shuffle_method(entry_bytes: int) -> str:
