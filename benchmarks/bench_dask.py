@@ -15,7 +15,10 @@ through ngsidekick 0.0.20 (stopped after ``--ngsidekick-timeout`` seconds or abo
 ``--ngsidekick-max-gb`` of memory, so it cannot starve the shared machine).
 
     python benchmarks/bench_dask.py [--sizes 1000000 10000000 100000000] [--workers 1 2]
-        [--single 10000000] [--kind line] [--out-dir /work/tmp]
+        [--single 10000000] [--verify 10000000] [--kind line] [--out-dir /work/tmp]
+
+``--verify`` writes a table through both paths and records whether every file is
+byte-identical.
 
 Writes benchmarks/results/dask.json (updated after every run).
 """
@@ -150,7 +153,38 @@ def run_single(n: int, kind: str, out: str, tool: str) -> dict:
             "output_gb": round(size / 2**30, 3), "files": files}
 
 
+def verify(n: int, kind: str, out_dir: str | None) -> dict:
+    """Write the same table through both paths (2 workers) and compare every file."""
+    import hashlib
+
+    a = tempfile.mkdtemp(prefix="verify-single-", dir=out_dir)
+    b = tempfile.mkdtemp(prefix="verify-dask-", dir=out_dir)
+    try:
+        run_single(n, kind, a, "nglive")
+        run_dask(n, 2, kind, b, "5GiB")
+
+        def digests(root):
+            out = {}
+            for d, _, names in os.walk(root):
+                for f in names:
+                    path = os.path.join(d, f)
+                    with open(path, "rb") as fh:
+                        out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+            return out
+
+        da, db = digests(a), digests(b)
+        return {"tool": "verify", "n": n, "files": len(da),
+                "byte_identical": da == db and len(da) > 0,
+                "different": sorted(k for k in set(da) | set(db) if da.get(k) != db.get(k))[:5]}
+    finally:
+        shutil.rmtree(a, ignore_errors=True)
+        shutil.rmtree(b, ignore_errors=True)
+
+
 def _child(args) -> None:
+    if args.child == "verify":
+        print("RESULT " + json.dumps(verify(args.n, args.kind, args.out_dir)), flush=True)
+        return
     out = tempfile.mkdtemp(prefix="bench-dask-", dir=args.out_dir)
     try:
         if args.child == "dask":
@@ -207,6 +241,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--single", type=int, nargs="*", default=[10_000_000],
                     help="sizes also run through the single-process path and ngsidekick")
+    ap.add_argument("--verify", type=int, nargs="*", default=[],
+                    help="sizes written by both paths and compared file by file")
     ap.add_argument("--kind", choices=["point", "line"], default="line")
     ap.add_argument("--memory-limit", default="5GiB", help="per Dask worker")
     ap.add_argument("--ngsidekick-timeout", type=float, default=1800)
@@ -235,6 +271,14 @@ def main() -> None:
         print({k: v for k, v in r.items() if k != "steps"}, flush=True)
         runs = [x for x in runs if not (x.get("tool", "nglive-dask") == "nglive-dask"
                                         and x["n"] == n and x.get("workers") == w
+                                        and x.get("kind") == args.kind)] + [r]
+        _save(args, result, runs)
+    for n in args.verify:
+        r = _run_child(["--child", "verify", "--n", str(n), *common], timeout=4 * 3600,
+                       max_gb=None)
+        r["kind"] = args.kind
+        print(r, flush=True)
+        runs = [x for x in runs if not (x.get("tool") == "verify" and x["n"] == n
                                         and x.get("kind") == args.kind)] + [r]
         _save(args, result, runs)
     for n in args.single:

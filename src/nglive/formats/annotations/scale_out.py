@@ -654,7 +654,8 @@ def write_annotations_dask(ddf, coord_space, annotation_type: str, properties=()
     Choosing sizes: each task holds one input partition and its entries (a few hundred
     bytes per row: aim for partitions of 1-5 million rows, ~100-500 MB in memory),
     and a shard task holds one shard's entries and bytes (shards are capped at ~128 MB
-    of output, so ~0.5 GB). Workers with 2-4 GB each are enough at any table size.
+    of output, so ~0.5 GB). Workers with 4 GB each are enough at any table size (100M
+    rows: 3.2 GB peak per worker, benchmarks/results/dask.json).
     """
     from dask import delayed
 
