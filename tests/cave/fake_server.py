@@ -154,6 +154,7 @@ class FakeCave:
         self.states: dict[int, bytes] = {}
         self.properties: dict[int, bytes] = {}
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a valid token)
+        self.query_seconds: list[float] = []  # time to build each query's answer
         self._failures: list[tuple[str, int, str]] = []
         # {current root: outdated root} that roots_binary answers instead, as a lagging
         # cache would (what makes suggest_latest_roots return non-current ids)
@@ -392,6 +393,7 @@ class FakeCave:
         if t is None:
             return error(404, f"table {table} not found in version {v}")
         spec = json.loads(body or b"{}")
+        started = time.perf_counter()
         df = t.frame_at(self.graph, self.versions[int(v)])
         try:
             df = _apply_filters(df, spec, table)
@@ -404,7 +406,9 @@ class FakeCave:
             for col in [c for c in df.columns if "_position_" in c]:
                 df[col] = df[col].to_numpy(np.float64) * scale["xyz".index(col[-1])]
             headers["dataframe_resolution"] = ", ".join(str(float(r)) for r in res)
-        return Reply(200, arrow_stream(df), "data.arrow", headers)
+        reply = Reply(200, arrow_stream(df), "data.arrow", headers)
+        self.query_seconds.append(time.perf_counter() - started)
+        return reply
 
     # chunkedgraph
     def r_cg_api_versions(self, **_):
@@ -554,6 +558,7 @@ def _apply_filters(df: pd.DataFrame, spec: dict, table: str) -> pd.DataFrame:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real servers
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
     cave: FakeCave
 
     def log_message(self, *args):  # quiet
