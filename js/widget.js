@@ -150,6 +150,12 @@ function render({ model, el }) {
   };
   announce(true);
 
+  if (model.get("page_origin") !== location.origin) {
+    // the kernel's server answers CORS requests from this page's origin
+    model.set("page_origin", location.origin);
+    model.save_changes();
+  }
+
   let cancelled = false;
   resolveServerUrl(model).then(async (url) => {
     if (cancelled) return;

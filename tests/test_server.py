@@ -109,16 +109,101 @@ def test_etag_differs_between_generations():
     server.close()
 
 
-def test_cors_headers_and_preflight(served):
+def test_cors_for_the_pages_that_need_it(served):
     server, key = served
-    resp, _ = request(server, "GET", data_path(server, key), {"Origin": "http://example.org"})
-    assert resp.getheader("Access-Control-Allow-Origin") == "*"
-    assert "Content-Range" in resp.getheader("Access-Control-Expose-Headers")
+    port = server.port
+    allowed = [
+        f"http://127.0.0.1:{port}",  # the viewer page served by this server
+        f"http://localhost:{port}",
+    ]
+    for origin in allowed:
+        resp, body = request(server, "GET", data_path(server, key), {"Origin": origin})
+        assert resp.status == 200 and body == BODY
+        assert resp.getheader("Access-Control-Allow-Origin") == origin
+        assert "Content-Range" in resp.getheader("Access-Control-Expose-Headers")
+        assert "Origin" in resp.getheader("Vary")
+    # through a proxy that keeps the page's Host (jupyter-server-proxy): its own origin
+    resp, _ = request(server, "GET", data_path(server, key), {
+        "Host": "jupyter.test:8888", "Origin": "http://jupyter.test:8888"})
+    assert resp.status == 200
+    assert resp.getheader("Access-Control-Allow-Origin") == "http://jupyter.test:8888"
     pre, _ = request(server, "OPTIONS", data_path(server, key), {
-        "Origin": "http://example.org", "Access-Control-Request-Method": "GET",
+        "Origin": allowed[0], "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "range"})
     assert pre.status == 204
     assert "Range" in pre.getheader("Access-Control-Allow-Headers")
+
+
+@pytest.mark.parametrize("origin", ["http://example.org", "null", "http://127.0.0.1:1",
+                                    "http://evil.test:8888"])
+def test_foreign_origins_get_nothing(served, origin):
+    server, key = served
+    resp, body = request(server, "GET", data_path(server, key), {"Origin": origin})
+    assert resp.status == 403 and body == b""
+    assert resp.getheader("Access-Control-Allow-Origin") is None
+    pre, _ = request(server, "OPTIONS", data_path(server, key), {
+        "Origin": origin, "Access-Control-Request-Method": "GET"})
+    assert pre.status == 403 and pre.getheader("Access-Control-Allow-Origin") is None
+
+
+def test_learned_origin_is_allowed(served):
+    from nglive import server_security
+
+    server, key = served
+    origin = "https://hub.example.test"
+    assert request(server, "GET", data_path(server, key), {"Origin": origin})[0].status == 403
+    server_security.allow(origin + "/user/me/proxy/1234")
+    resp, _ = request(server, "GET", data_path(server, key), {"Origin": origin})
+    assert resp.status == 200 and resp.getheader("Access-Control-Allow-Origin") == origin
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("127.0.0.1:{port}", True), ("localhost:{port}", True), ("[::1]:{port}", True),
+    ("jupyter.test:8888", True),  # a proxy listening on another port forwarded it
+    ("hub.example.test", True),  # https through a hub's proxy (port 443)
+    ("evil.test:{port}", False),  # DNS rebinding: a foreign name on our port
+    ("EVIL.test:{port}", False), ("", False), ("a b:{port}", False),
+    ("evil.test@127.0.0.1:{port}", False),
+])
+def test_host_header_must_name_the_server(served, host, ok):
+    server, key = served
+    headers = {"Host": host.format(port=server.port)}
+    resp, body = request(server, "GET", data_path(server, key), headers)
+    page, _ = request(server, "GET", "/v/no-such-viewer/", headers)  # Neuroglancer's route
+    if ok:
+        assert (resp.status, body, page.status) == (200, BODY, 404)
+    else:
+        assert resp.status in (400, 403) and page.status in (400, 403)
+        assert body != BODY and b"<html" not in body
+
+
+def test_every_response_keeps_tokens_out_of_referrers(served):
+    server, key = served
+    for path in (data_path(server, key), "/nglive/wrong/x", "/v/wrong/", "/nothing"):
+        resp, _ = request(server, "GET", path)
+        assert resp.getheader("Referrer-Policy") == "no-referrer", path
+
+
+def test_file_store_serves_only_what_it_wrote(tmp_path):
+    import os
+
+    (tmp_path / "outside.txt").write_bytes(b"outside secret")
+    store = Store(tmp_path / "store")
+    server = DataServer(store)
+    gen = store.write_generation("p", {"info": b"ok", "data": b"mine"})
+    root = tmp_path / "store"
+    (root / "stray.txt").write_bytes(b"stray")  # a file nglive did not write
+    (root / "p" / "0" / "extra").write_bytes(b"extra")
+    os.symlink(tmp_path / "outside.txt", root / "p" / "0" / "link")
+    os.replace(root / "p" / "0" / "data", root / "p" / "0" / "data.bak")
+    os.symlink(tmp_path / "outside.txt", root / "p" / "0" / "data")  # swapped for a link
+    try:
+        assert request(server, "GET", data_path(server, f"{gen.path}/info"))[1] == b"ok"
+        for k in ("stray.txt", "p/0/extra", "p/0/link", "p/0/data"):
+            resp, body = request(server, "GET", data_path(server, k))
+            assert resp.status == 404 and b"secret" not in body, k
+    finally:
+        server.close()
 
 
 def test_wrong_or_missing_token_is_403(served):

@@ -28,9 +28,13 @@ _EXPORTS = {
     "AnnotationLayer": "nglive.layers.annotations",
     "LocalAnnotationLayer": "nglive.layers.local_annotations",
     "AlphaMeshLayer": "nglive.layers.alpha_meshes",
+    "publish_store": "nglive.publish",
+    "Published": "nglive.publish",
+    "PublishError": "nglive.publish",
+    "StaticServer": "nglive.static_server",
 }
 _SUBMODULES = {"live", "formats", "layers", "mesh", "demo_data", "widget", "store", "server",
-               "cave"}
+               "cave", "publish"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

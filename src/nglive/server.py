@@ -3,11 +3,14 @@
 It mounts on the tornado server that the ``neuroglancer`` package already runs in a
 background thread, so the viewer and its data share one port (and one proxy rule on
 Binder). Every data URL is ``{server}/nglive/{token}/{key}``; the token is random per
-server and required.
+server and required. :mod:`nglive.server_security` hardens the whole server (Host and
+Origin checks, limits, token-free logs).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import secrets
 import threading
@@ -19,10 +22,13 @@ import neuroglancer
 import neuroglancer.server
 import tornado.web
 
+from . import server_security
 from .store import Store
 
+_log = logging.getLogger("nglive.server")
+
 DATA_ROUTE = "nglive"
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]{0,400})-([0-9]{0,400})$")  # ASCII digits only
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,12 @@ class RequestRecord:
 class DataServer:
     """Serves one Store over HTTP from neuroglancer's background server thread.
 
-    GET and HEAD; single ``Range`` requests (206, 416 on unsatisfiable ranges); CORS;
+    GET and HEAD; single ``Range`` requests (206, 416 on unsatisfiable ranges); CORS
+    for the origins that need it (:func:`nglive.server_security.origin_allowed`);
     ``ETag`` from the tensorstore storage generation and 304 on ``If-None-Match``;
-    404 for missing keys; 403 without the token. It reads only through the Store's
-    kvstore, so it can never serve anything outside it.
+    404 for missing keys; 403 without the token or from a foreign origin. It serves
+    only keys its Store wrote, read through the Store's kvstore (on disk, never through
+    a link that leads out of the store's directory).
 
     Parameters
     ----------
@@ -140,11 +148,15 @@ def _register(server: DataServer) -> None:
             def mount():
                 # Tornado tries host rules in order and falls through when a rule's
                 # routes do not match, so neuroglancer's own routes stay intact.
-                ng_server.app.add_handlers(
-                    r".*",
-                    [(rf"^/{DATA_ROUTE}/(?P<token>[^/]*)(?:/(?P<key>.*))?$", StoreHandler)],
-                )
-                done.set()
+                try:
+                    ng_server.app.add_handlers(
+                        r".*",
+                        [(rf"^/{DATA_ROUTE}/(?P<token>[^/]*)(?:/(?P<key>.*))?$",
+                          StoreHandler)],
+                    )
+                    server_security.harden(ng_server)
+                finally:
+                    done.set()
 
             ng_server.loop.call_soon_threadsafe(mount)
             done.wait(10)
@@ -162,17 +174,27 @@ class StoreHandler(tornado.web.RequestHandler):
             stream.set_nodelay(True)
 
     def set_default_headers(self) -> None:
-        self.set_header("Access-Control-Allow-Origin", "*")
-        self.set_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-        self.set_header("Access-Control-Allow-Headers", "Range, If-None-Match")
-        self.set_header(
-            "Access-Control-Expose-Headers", "Content-Range, Content-Length, ETag, Accept-Ranges"
-        )
         self.set_header("Accept-Ranges", "bytes")
+        self.set_header("Vary", "Origin")
+        origin = self.request.headers.get("Origin")
+        if origin and self._origin_ok(origin):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+            self.set_header("Access-Control-Allow-Headers", "Range, If-None-Match")
+            self.set_header("Access-Control-Expose-Headers",
+                            "Content-Range, Content-Length, ETag, Accept-Ranges")
+            self.set_header("Access-Control-Max-Age", "600")
+
+    def _origin_ok(self, origin: str) -> bool:
+        port = neuroglancer.server.global_server.port
+        return server_security.origin_allowed(origin, self.request.headers.get("Host"), port)
+
+    def _foreign_origin(self) -> bool:
+        origin = self.request.headers.get("Origin")
+        return origin is not None and not self._origin_ok(origin)
 
     def options(self, token: str, key: str | None = None) -> None:
-        self.set_status(204)
-        self.finish()
+        self._finish_status(403 if self._foreign_origin() else 204)
 
     async def head(self, token: str, key: str | None = None) -> None:
         await self._serve(token, key, with_body=False)
@@ -180,17 +202,30 @@ class StoreHandler(tornado.web.RequestHandler):
     async def get(self, token: str, key: str | None = None) -> None:
         await self._serve(token, key, with_body=True)
 
-    def log_exception(self, typ, value, tb) -> None:  # keep kernels quiet on client errors
+    def log_exception(self, typ, value, tb) -> None:
+        # Client errors are not the kernel's problem; anything else is logged without
+        # the request line (it holds the token).
         if not isinstance(value, tornado.web.HTTPError):
-            super().log_exception(typ, value, tb)
+            _log.error("nglive data server: %s while answering a request", typ.__name__,
+                       exc_info=(typ, value, tb))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        self.finish()  # no HTML page, no traceback
 
     async def _serve(self, token: str, key: str | None, *, with_body: bool) -> None:
         server = _SERVERS.get(token) if token else None
-        if server is None:
+        if server is None or self._foreign_origin():
             self._finish_status(403)
             return
         range_header = self.request.headers.get("Range")
-        status = await self._serve_key(server.store, key or "", range_header, with_body)
+        try:
+            status = await self._serve_key(server.store, key or "", range_header, with_body)
+        except Exception as e:  # noqa: BLE001 — a store that failed to read: try again later
+            _log.warning("nglive data server: reading a key failed: %s: %s",
+                         type(e).__name__, server_security.redact(str(e)))
+            self.clear_header("Content-Range")
+            self.set_header("Retry-After", "1")
+            status = self._finish_status(503)
         server._record(
             RequestRecord(time.time(), self.request.method, key or "", status, range_header)
         )
@@ -203,30 +238,21 @@ class StoreHandler(tornado.web.RequestHandler):
     async def _serve_key(self, store: Store, key: str, range_header, with_body: bool) -> int:
         if not _is_safe_key(key):
             return self._finish_status(400 if key else 404)
-        if_none_match = self.request.headers.get("If-None-Match")
-        kvstore = store.kvstore
         total = store.size(key)
-        if total is None:
-            # A key this Store did not write (e.g. an existing file:// tree): read it whole.
-            result = await _wrap(kvstore.read(key))
-            if result.state != "value":
-                return self._finish_status(404)
-            value = result.value
-            total = len(value)
-        else:
-            value = None
+        if total is None or not _inside_root(store, key):
+            # Only keys this Store wrote: nothing else that happens to lie in a file://
+            # store's directory, and never through a link that points outside it.
+            return self._finish_status(404)
+        if_none_match = self.request.headers.get("If-None-Match")
         byte_range = _parse_range(range_header, total) if range_header else None
         if byte_range == "invalid":
             self.set_header("Content-Range", f"bytes */{total}")
             return self._finish_status(416)
-        if value is None:
-            read_range = slice(*byte_range) if byte_range else None
-            result = await _wrap(kvstore.read(key, byte_range=read_range))
-            if result.state != "value":
-                return self._finish_status(404)
-            body = result.value
-        else:
-            body = value[slice(*byte_range)] if byte_range else value
+        read_range = slice(*byte_range) if byte_range else None
+        result = await _wrap(store.kvstore.read(key, byte_range=read_range))
+        if result.state != "value":
+            return self._finish_status(404)
+        body = result.value
         etag = f'"{store.instance_id}-{result.stamp.generation.hex()}"'
         self.set_header("ETag", etag)
         self.set_header("Cache-Control", "no-cache")
@@ -245,6 +271,15 @@ class StoreHandler(tornado.web.RequestHandler):
         return status
 
 
+def _inside_root(store: Store, key: str) -> bool:
+    """On a file:// store, whether ``key`` is a regular file that resolves inside it."""
+    if store.root is None:
+        return True
+    path = os.path.join(store.root, *key.split("/"))
+    real = os.path.realpath(path)
+    return real.startswith(store.root + os.sep) and os.path.isfile(real) and real == path
+
+
 async def _wrap(ts_future):
     # The memory driver usually completes at once: skip the thread hop then.
     if ts_future.done():
@@ -261,6 +296,8 @@ def _is_safe_key(key: str) -> bool:
 
 def _parse_range(header: str, total: int):
     """A half-open (start, stop) for one ``bytes=`` range, None to ignore it, or "invalid"."""
+    if len(header) > 1000:
+        return None  # no single range is this long: RFC 9110 lets us send the whole value
     m = _RANGE_RE.match(header.strip())
     if m is None:
         return None  # multi-range or another unit: RFC 9110 lets us send the whole body

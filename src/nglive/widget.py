@@ -19,7 +19,7 @@ import pandas as pd
 import traitlets
 from ipywidgets.widgets import widget as _ipywidget
 
-from . import live
+from . import live, server_security
 from .layers.alpha_meshes import AlphaMeshLayer
 from .layers.annotations import AnnotationLayer
 from .layers.base import Binding
@@ -84,6 +84,8 @@ class Viewer(anywidget.AnyWidget):
     status = traitlets.Dict().tag(sync=True)
     # Set by the browser once it knows how to reach the server ("" until then).
     server_url = traitlets.Unicode("").tag(sync=True)
+    # The origin of the page showing the widget (the Jupyter page), set by the browser.
+    page_origin = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -275,8 +277,8 @@ class Viewer(anywidget.AnyWidget):
             Annotation shader; by default an rgb/rgba property sets the colour.
         **write_keywords
             Passed to the encoder (``write_sharded``, ``target_chunk_limit``, ...). By
-            default tables under 250k rows are written unsharded (fastest to regenerate
-            in memory) and larger ones sharded.
+            default every table is written sharded (a few shard files, fastest to
+            regenerate at any size); ``write_sharded=False`` gives one file per key.
         """
         self._check_new_name(name)
         layer = AnnotationLayer(
@@ -586,6 +588,22 @@ class Viewer(anywidget.AnyWidget):
                 del s.layers[name]
         self._publish_status()
 
+    def publish(self, dest, *, layers=None, url: str | None = None,
+                site: str = "https://neuroglancer-demo.appspot.com/", compress: bool = False,
+                **options):
+        """Publish the bound layers to a directory or bucket; returns a ``Published``.
+
+        Copies the current generation of every bound source (or of ``layers``) to
+        ``{layer}/{source}/`` under ``dest`` and returns the state that shows them from
+        ``url`` (derived for ``gs://``/``s3://``, required for a directory), with
+        ``.url(site)`` and ``.write_state(path)``. Publishing again writes only what
+        changed. See :func:`nglive.publish_store` for every option.
+        """
+        from .publish import publish_store
+
+        return publish_store(self, dest, layers=layers, url=url, site=site,
+                             compress=compress, **options)
+
     def close(self) -> None:
         """Stop serving and syncing this viewer and free what it holds.
 
@@ -652,8 +670,15 @@ class Viewer(anywidget.AnyWidget):
             if first_layer and bounds is not None:
                 _fit_view(s, *bounds)
 
+    @traitlets.observe("page_origin")
+    def _page_origin_changed(self, change) -> None:
+        if change["new"]:
+            server_security.allow(change["new"])  # CORS for the Jupyter page
+
     @traitlets.observe("server_url")
     def _server_url_changed(self, change) -> None:
+        if change["new"]:
+            server_security.allow(change["new"])  # the host and origin the browser uses
         # The browser found another way to the server: rewrite every source URL, then
         # say so in the status (the front-end waits for that before loading the client,
         # so the client never starts on addresses it cannot reach).
