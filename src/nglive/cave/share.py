@@ -233,9 +233,6 @@ def share(viewer: Viewer, client, *, site: str | None = None, publish_to=None,
             "(viewer.remove_layer(name))")
     published = None
     if bucket:
-        if not hasattr(viewer, "publish"):
-            raise NotImplementedError("this nglive has no viewer.publish to publish "
-                                      f"layers {bucket} with")
         published = viewer.publish(publish_to, layers=bucket, url=publish_url)
         public = {lj["name"]: lj for lj in published.state.get("layers", [])}
     property_ids = {}
