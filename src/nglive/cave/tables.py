@@ -505,6 +505,13 @@ def add_cave_table(viewer: Viewer, client, table: str, annotation_type: str = "p
     """Query ``table`` and bind it to ``viewer`` as a live annotation layer.
 
     See :meth:`nglive.Viewer.add_cave_table`.
+
+    Examples
+    --------
+    >>> syn = add_cave_table(viewer, client, "synapses_pni_2", "line",
+    ...                      filter_equal_dict={"post_pt_root_id": root})  # doctest: +SKIP
+    >>> syn.df.attrs["dataframe_resolution"]  # doctest: +SKIP
+    [4.0, 4.0, 40.0]
     """
     name = name or table
     viewer._check_new_name(name)
