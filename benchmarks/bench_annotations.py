@@ -1,14 +1,19 @@
 """Annotation writers side by side: nglive, ngsidekick, neuroglancer's AnnotationWriter.
 
 Points with one float32 property and one uint64 relationship (~N/100 distinct segments),
-sharded where the tool can shard. Every (tool, size) runs in a fresh subprocess so that
-ru_maxrss is that run's peak memory; the table is built in the child, so peak memory
-includes the input DataFrame for every tool alike.
+or (``--kind line``) lines with two relationships, sharded where the tool can shard.
+Every (tool, size) runs in a fresh subprocess so that ru_maxrss is that run's peak
+memory; the table is built in the child, so peak memory includes the input DataFrame
+for every tool alike. ``--repeats`` runs everything again, interleaved, and the load
+average before each run is recorded (the machine is shared); ``summary`` gives per
+size the range of each tool's times and the speed-up of nglive's slowest run over
+ngsidekick's fastest.
 
     python benchmarks/bench_annotations.py [--sizes 10000 100000 1000000] [--ng-max 100000]
+        [--kind point|line] [--repeats 2]
 
-Writes benchmarks/results/annotations.json. Needs: ngsidekick (with duckdb<2 for its
-sharded writer), neuroglancer, tensorstore.
+Writes benchmarks/results/annotations.json (points) or annotations_lines.json (lines).
+Needs: ngsidekick (with duckdb<2 for its sharded writer), neuroglancer, tensorstore.
 """
 
 from __future__ import annotations
@@ -122,6 +127,7 @@ def main():
     ap.add_argument("--tools", nargs="+", default=["nglive", "ngsidekick", "neuroglancer"])
     ap.add_argument("--kind", choices=["point", "line"], default="point",
                     help="points with one relationship, or lines with two")
+    ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--child", nargs=2, metavar=("TOOL", "N"))
     args = ap.parse_args()
     if args.child:
@@ -132,18 +138,35 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
         return
     rows = []
+    for repeat in range(args.repeats):
+        for n in args.sizes:
+            for tool in args.tools:
+                if tool == "neuroglancer" and n > args.ng_max:
+                    continue
+                load = os.getloadavg()[0]
+                p = subprocess.run([sys.executable, __file__, "--child", tool, str(n),
+                                    "--kind", args.kind], capture_output=True, text=True)
+                if p.returncode:
+                    row = {"tool": tool, "n": n, "error": p.stderr.strip().splitlines()[-1:]}
+                else:
+                    row = json.loads(p.stdout.strip().splitlines()[-1])
+                row.update(repeat=repeat, load_average_1min_before=round(load, 2))
+                print(row, flush=True)
+                rows.append(row)
+    summary = {}
     for n in args.sizes:
+        entry = {}
         for tool in args.tools:
-            if tool == "neuroglancer" and n > args.ng_max:
-                continue
-            p = subprocess.run([sys.executable, __file__, "--child", tool, str(n),
-                                "--kind", args.kind], capture_output=True, text=True)
-            if p.returncode:
-                row = {"tool": tool, "n": n, "error": p.stderr.strip().splitlines()[-1:]}
-            else:
-                row = json.loads(p.stdout.strip().splitlines()[-1])
-            print(row, flush=True)
-            rows.append(row)
+            ok = [r for r in rows if r["n"] == n and r["tool"] == tool and "seconds" in r]
+            if ok:
+                entry[tool] = {"seconds": [min(r["seconds"] for r in ok),
+                                           max(r["seconds"] for r in ok)],
+                               "peak_mb": [min(r["peak_mb"] for r in ok),
+                                           max(r["peak_mb"] for r in ok)]}
+        if "nglive" in entry and "ngsidekick" in entry:
+            entry["ngsidekick_fastest_over_nglive_slowest"] = round(
+                entry["ngsidekick"]["seconds"][0] / entry["nglive"]["seconds"][1], 1)
+        summary[str(n)] = entry
     versions = {}
     for mod in ("ngsidekick", "neuroglancer", "tensorstore", "duckdb", "numpy", "pandas"):
         try:
@@ -153,10 +176,10 @@ def main():
             versions[mod] = None
     what = ("points, float32 property, one uint64 relationship, sharded" if args.kind == "point"
             else "lines, float32 property, two uint64 relationships, sharded")
-    result = {"benchmark": what,
+    result = {"benchmark": what, "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_average": os.getloadavg()},
-              "versions": versions, "rows": rows}
+                          "load_average_after": os.getloadavg()},
+              "versions": versions, "summary": summary, "rows": rows}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     name = "annotations.json" if args.kind == "point" else "annotations_lines.json"
     with open(os.path.join(HERE, "results", name), "w") as f:

@@ -3,7 +3,7 @@
 Points with a float property and a uint64 relationship (as bench_annotations.py) bound
 with ``Viewer.add_annotations``; one coordinate is edited, ``update()`` regenerates
 (encode, write a generation, switch the layer), then the new ``info`` is fetched over
-HTTP. Both the default (unsharded below 250k rows) and sharded layouts. No reference
+HTTP. Both the default (sharded) and the unsharded (one file per key) layouts. No reference
 tool has a live path; ngsidekick rewrites a directory and needs a separate server.
 Writes benchmarks/results/live_annotations.json.
 
@@ -35,7 +35,7 @@ def main() -> None:
 
     viewer = nglive.Viewer()
     results = {}
-    for layout, sharded in (("unsharded (default)", None), ("sharded", True)):
+    for layout, sharded in (("sharded (default)", None), ("unsharded", False)):
         df = make_points(args.rows)
         kw = {} if sharded is None else {"write_sharded": sharded}
         name = f"pts-{len(results)}"

@@ -277,8 +277,8 @@ class Viewer(anywidget.AnyWidget):
             Annotation shader; by default an rgb/rgba property sets the colour.
         **write_keywords
             Passed to the encoder (``write_sharded``, ``target_chunk_limit``, ...). By
-            default tables under 250k rows are written unsharded (fastest to regenerate
-            in memory) and larger ones sharded.
+            default every table is written sharded (a few shard files, fastest to
+            regenerate at any size); ``write_sharded=False`` gives one file per key.
         """
         self._check_new_name(name)
         layer = AnnotationLayer(

@@ -1,6 +1,7 @@
 """Annotations in the real client: a sharded source read by byte ranges, points drawn in
 their colour, filtered by a linked segment selection through the relationship index,
-recoloured live by a table edit; and an unsharded source (the default for small tables)."""
+recoloured live by a table edit (sharded is the default at every size); and an unsharded
+source, one file per key."""
 
 from __future__ import annotations
 
@@ -50,8 +51,7 @@ def test_points_drawn_filtered_and_recoloured(viewer, page):
     viewer.add_meshes("cells", {i: trimesh.creation.box(extents=(100, 100, 100))
                                 for i in range(1, 5)})
     layer = viewer.add_annotations("syn", syn, "point", properties=["color"],
-                                   relationships=["pre_id"], linked_segmentation="cells",
-                                   write_sharded=True)
+                                   relationships=["pre_id"], linked_segmentation="cells")
     with viewer.txn() as s:
         s.position = [5000, 5000, 0]
         s.cross_section_scale = 25
@@ -87,11 +87,11 @@ def test_points_drawn_filtered_and_recoloured(viewer, page):
     assert colour_pixels(page.screenshot(), 0) < 0.05 * all_red
 
 
-def test_unsharded_default_renders(viewer, page):
+def test_unsharded_source_renders(viewer, page):
     rng = np.random.default_rng(1)
     pts = pd.DataFrame({"x": rng.uniform(0, 10000, 300), "y": rng.uniform(0, 10000, 300),
                         "z": np.zeros(300), "color": ["#ff0000"] * 300})
-    viewer.add_annotations("pts", pts, "point", properties=["color"])
+    viewer.add_annotations("pts", pts, "point", properties=["color"], write_sharded=False)
     with viewer.txn() as s:
         s.position = [5000, 5000, 0]
         s.cross_section_scale = 25

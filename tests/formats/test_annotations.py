@@ -12,6 +12,7 @@ import tensorstore as ts
 from annotation_spec_decoder import SpecSource, as_float32, level_of_each
 from neuroglancer.read_precomputed_annotations import AnnotationReader
 
+import nglive
 from nglive.formats.annotations import encode_annotations, write_annotations
 
 TYPES = ["point", "line", "axis_aligned_bounding_box", "ellipsoid", "polyline"]
@@ -204,20 +205,26 @@ def test_index_switches():
     assert "by_id" not in info and info["spatial"] == []
 
 
-class FakeStore:
-    def __init__(self):
-        self.files = None
+def test_write_to_an_nglive_store_makes_a_generation(tmp_path):
+    """The docstring offered store=nglive.Store(); it raised AttributeError (issue 13)."""
+    df = pd.DataFrame({"x": [1.0, 4.0], "y": [2.0, 5.0], "z": [3.0, 6.0], "seg": [7, 8]})
+    store = nglive.Store()
+    assert write_annotations(df, "xyz", "point", relationships=["seg"], store=store) \
+        == "annotations/0"
+    assert write_annotations(df, "xyz", "point", store=store) == "annotations/1"
+    assert store.current("annotations").path == "annotations/1"
+    assert json.loads(store.read("annotations/0/info"))["annotation_type"] == "POINT"
+    on_disk = nglive.Store(tmp_path / "store")
+    path = write_annotations(df, "xyz", "point", relationships=["seg"], store=on_disk,
+                             output_dir="syn/points")
+    assert path == "syn/points/0"
+    reader = AnnotationReader(f"file://{tmp_path}/store/{path}")
+    assert as_float32(reader.by_id[1].point) == [4.0, 5.0, 6.0]
+    assert [int(a.id) for a in reader.relationships["seg"][8]] == [1]
 
-    def write_files(self, files):
-        self.files = files
-        return "gen-1/"
 
-
-def test_write_to_store_kvstore_and_url(tmp_path):
+def test_write_to_kvstore_and_url(tmp_path):
     df = pd.DataFrame({"x": [1.0], "y": [2.0], "z": [3.0]})
-    store = FakeStore()
-    assert write_annotations(df, "xyz", "point", store=store) == "gen-1/"
-    assert json.loads(store.files["info"])["annotation_type"] == "POINT"
     kv = ts.KvStore.open("memory://out/").result()
     write_annotations(df, "xyz", "point", output_dir=kv)
     assert b"info" in kv.list().result()
@@ -231,10 +238,10 @@ def test_nothing_is_written_when_validation_fails(tmp_path):
     with pytest.raises(ValueError):
         write_annotations(df, "xyz", "point", output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
-    store = FakeStore()
+    store = nglive.Store(tmp_path / "store")
     with pytest.raises(ValueError):
         write_annotations(df, "xyz", "point", store=store)
-    assert store.files is None
+    assert store.list() == [] and store.current("annotations") is None
 
 
 def test_coordinate_space_forms_and_rank():

@@ -19,6 +19,7 @@ from annotation_spec_decoder import SpecSource, level_of_each, spec_property_off
 from neuroglancer.read_precomputed_annotations import AnnotationReader
 
 from nglive.formats.annotations import encode_annotations, write_annotations
+from nglive.formats.annotations.spatial import spatial_priority
 
 
 def grid_cell(info, level, point):
@@ -174,9 +175,11 @@ def test_upper_bound_is_exclusive():
 @pytest.mark.parametrize("sharded", [True, False], ids=["sharded", "unsharded"])
 def test_points_subsampled_per_cell_as_the_spec_says(tmp_path, sharded):
     """Every point at exactly one level, in the cell its coordinates give (also when
-    several axes are split: ngsidekick names unsharded cells wrongly then), and each cell
-    keeps ceil(limit * remaining / maxCount) of its remaining points (ngsidekick instead
-    places grid-size x limit random points per level)."""
+    several axes are split: ngsidekick names unsharded cells wrongly then), and each
+    level emits every remaining point with probability min(1, limit / maxCount), maxCount
+    counted per cell from the coordinates (ngsidekick instead places grid-size x limit
+    random points per level). The draw is nglive's documented per-id priority against a
+    threshold; cells list their points by priority."""
     rng = np.random.default_rng(3)
     n, limit = 6000, 100
     # clustered, so cells differ a lot in how many points they hold
@@ -191,25 +194,32 @@ def test_points_subsampled_per_cell_as_the_spec_says(tmp_path, sharded):
                                    for e in info["spatial"])
     once = level_of_each(levels)
     assert sorted(once) == list(range(n)) and all(len(v) == 1 for v in once.values())
+    priority = dict(enumerate(spatial_priority(np.arange(n, dtype=np.uint64)).tolist()))
     pts = df.to_numpy(np.float32)
     remaining = set(range(n))
+    threshold = 0
     for lvl, cells in enumerate(levels):
         for cell, recs in cells.items():
-            for _, geom, _ in recs:
-                assert grid_cell(info, lvl, geom) == cell
-        # the spec's counts, from the coordinates alone
+            assert [grid_cell(info, lvl, geom) for _, geom, _ in recs] == [cell] * len(recs)
+            listed = [priority[aid] for aid, _, _ in recs]
+            assert listed == sorted(listed)
         by_cell: dict = {}
         for aid in remaining:
             by_cell.setdefault(grid_cell(info, lvl, pts[aid]), []).append(aid)
         max_count = max(len(v) for v in by_cell.values())
         last = lvl == len(levels) - 1
-        for cell, members in by_cell.items():
-            got = len(cells.get(cell, []))
-            want = len(members) if last else math.ceil(limit * len(members) / max_count)
-            assert got == want, (lvl, cell)
-        if not last:
-            assert max(len(r) for r in cells.values()) == limit == info["spatial"][lvl]["limit"]
-        remaining -= {aid for recs in cells.values() for aid, _, _ in recs}
+        emitted = {aid for recs in cells.values() for aid, _, _ in recs}
+        if last:
+            assert emitted == remaining
+        else:
+            # the spec's probability, drawn by moving a threshold over the priorities
+            threshold += (2**64 - threshold) * limit // max_count
+            assert emitted == {a for a in remaining if priority[a] < threshold}
+            p = limit / max_count
+            assert abs(len(emitted) - p * len(remaining)) < 4 * math.sqrt(
+                p * (1 - p) * len(remaining)) + 1
+        assert info["spatial"][lvl]["limit"] == max(len(r) for r in cells.values())
+        remaining -= emitted
     assert not remaining
 
 
@@ -294,7 +304,11 @@ def test_all_annotations_at_one_coordinate():
                                    target_chunk_limit=100, num_spatial_levels=4)
         info = json.loads(files["info"])
         assert info["lower_bound"] == [5, 5, 5] and info["upper_bound"] == [6, 6, 6]
-        assert [e["limit"] for e in info["spatial"]] == [100, 100, 100, 700]
+        limits = [e["limit"] for e in info["spatial"]]
+        # each level emits ~limit of them (the spec's probability limit / maxCount),
+        # the last every one left
+        assert len(limits) == 4 and sum(limits) == 1000
+        assert all(60 < v < 140 for v in limits[:3]), limits
     files = encode_annotations(df, "xyz", "point", write_sharded=False, target_chunk_limit=100,
                                num_spatial_levels=4)
     ids = []

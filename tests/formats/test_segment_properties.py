@@ -12,7 +12,6 @@ from nglui.segmentprops import SegmentProperties as NgluiSegmentProperties
 
 from nglive.formats.segment_properties import (
     SegmentProperties,
-    _json_number_array,
     segment_properties,
     segment_properties_json,
     to_json,
@@ -385,18 +384,6 @@ def test_json_escapes_strings_that_need_it():
     assert by_id(got)["s"]["values"] == texts
 
 
-def test_float32_text_reads_back_exactly_over_all_magnitudes():
-    rng = np.random.default_rng(0)
-    bits = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)
-    x = bits.view(np.float32)
-    x = np.concatenate([x[np.isfinite(x)], np.float32([0, 0.1, 1e16, 1e15, 1e-5, 1e-6,
-                                                       3.4028235e38, 1.4e-45, 16777216])])
-    text = b"".join(_json_number_array(x, missing="NaN"))
-    back = np.array(json.loads(text), np.float64).astype(np.float32)
-    np.testing.assert_array_equal(back, x)
-    assert b",0.1,1e16,1000000000000000,0.00001,1e-6," in text
-
-
 def test_empty_table():
     df = pd.DataFrame({"pt_root_id": np.array([], np.uint64), "s": pd.Series([], dtype=object),
                        "n": np.array([], np.int64), "b": np.array([], bool)})
@@ -430,11 +417,11 @@ def test_tag_lists_per_id_are_sorted_indices():
 
 
 def test_long_string_columns_escape_only_the_blocks_that_need_it():
-    from nglive.formats.segment_properties import _CHUNK
+    from nglive.formats.json_text import CHUNK
 
-    n = 2 * _CHUNK + 10  # three blocks; only the middle one needs escaping
+    n = 2 * CHUNK + 10  # three blocks; only the middle one needs escaping
     texts = [f"cell {i}" for i in range(n)]
-    texts[_CHUNK + 5] = 'say "hi"\\\t'
+    texts[CHUNK + 5] = 'say "hi"\\\t'
     df = pd.DataFrame({"pt_root_id": np.arange(1, n + 1, dtype=np.uint64), "s": texts,
                        "f": np.linspace(0, 1, n)})
     data = segment_properties_json(df, label_col="s", number_cols="f")

@@ -3,10 +3,18 @@
 Levels go from coarse to fine as ``annotations.md`` describes. Level 0 is one cell over
 the bounds; each next level halves every chunk dimension for which halving gives a more
 isotropic chunk. At each level, ``maxCount`` is the largest number of remaining
-annotations intersecting one cell, and every cell keeps a uniformly random
-``limit / maxCount`` share of its remaining annotations. The choice is made per
-annotation, so an annotation that crosses several cells is emitted at one level only, in
-every cell it intersects there.
+annotations intersecting one cell, and each remaining annotation is emitted with
+probability ``min(1, limit / maxCount)`` (the spec's rule). The draw is a deterministic
+per-annotation *priority* (a hash of its id, or its row number without shuffling)
+compared with a threshold that grows level by level, so:
+
+- an annotation crossing several cells is emitted at one level, in every cell it
+  intersects there;
+- which level an annotation lands in depends only on its priority and on per-cell
+  counts (a sum over any partition of the table), which is what lets the Dask path
+  produce the same bytes as this one;
+- within a cell, annotations are listed by priority (pseudo-randomly, as the spec asks),
+  so Neuroglancer can draw a prefix as a uniform subsample.
 """
 
 from __future__ import annotations
@@ -15,9 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sharded import murmurhash3_x86_128
 from .columns import AnnotationTable
 
 _MAX_KEY_BITS = 62  # cell indices and compressed Morton codes must fit in a uint64
+PRIORITY_SEED = 1  # the seed-0 hash places keys in shards; the priority is independent
+HASH_SPACE = 1 << 64
+# per-cell counts by bincount up to this many cells, by sorting above
+_BINCOUNT_CELLS = 1 << 22
 
 
 @dataclass
@@ -39,15 +52,19 @@ def bounds(table: AnnotationTable) -> tuple[np.ndarray, np.ndarray]:
     is exclusive) and never an empty extent, even when all annotations coincide.
     """
     rank = table.space.rank
-    g = table.geometry.astype(np.float64)
+    g = table.geometry
     if len(g) == 0:
         return np.zeros(rank), np.ones(rank)
     if table.annotation_type in ("line", "axis_aligned_bounding_box"):
-        g = np.concatenate([g[:, :rank], g[:, rank:]])
+        columns = [[g[:, d], g[:, rank + d]] for d in range(rank)]
     elif table.annotation_type == "ellipsoid":
-        g = np.concatenate([g[:, :rank] - g[:, rank:], g[:, :rank] + g[:, rank:]])
-    lo = np.floor(g.min(axis=0))
-    hi = np.floor(g.max(axis=0)) + 1
+        g = g.astype(np.float64)
+        columns = [[g[:, d] - g[:, rank + d], g[:, d] + g[:, rank + d]] for d in range(rank)]
+    else:
+        columns = [[g[:, d]] for d in range(rank)]
+    # column by column (~5x faster than reducing over axis 0), in float64
+    lo = np.floor(np.array([min(c.min() for c in cols) for cols in columns], np.float64))
+    hi = np.floor(np.array([max(c.max() for c in cols) for cols in columns], np.float64)) + 1
     return lo, hi
 
 
@@ -67,8 +84,27 @@ def next_grid(grid_shape: np.ndarray, chunk_size: np.ndarray):
     return grid_shape * np.where(split, 2, 1), chunk_size / np.where(split, 2, 1)
 
 
+def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]`` for a C-contiguous 2-D array, each row copied as one block (several
+    times faster than numpy's row indexing of narrow arrays)."""
+    a = np.ascontiguousarray(a)
+    item = np.dtype((np.void, a.shape[1] * a.itemsize))
+    return a.view(item)[rows].view(a.dtype).reshape(len(rows), a.shape[1])
+
+
+def to_grid_units(v: np.ndarray, lower: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+    """``(v - lower) / chunk`` in float64: positions in units of cells."""
+    out = v.astype(np.float64)
+    out -= lower
+    out /= chunk
+    return out
+
+
 def _cell_coords(g: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(g), 0, grid - 1).astype(np.int64)
+    """Cell coordinates of positions in cell units (a temporary: overwritten)."""
+    np.floor(g, out=g)
+    np.clip(g, 0, grid - 1, out=g)
+    return g.astype(np.int64)
 
 
 def _point_cells(pts: np.ndarray, grid: np.ndarray):
@@ -127,7 +163,7 @@ def intersected_cells(table: AnnotationTable, rows: np.ndarray, lower: np.ndarra
     kind = table.annotation_type
 
     def to_grid(v):
-        return (v.astype(np.float64) - lower) / chunk
+        return to_grid_units(v, lower, chunk)
 
     if kind == "point":
         r, c = _point_cells(to_grid(table.geometry[rows]), grid)
@@ -165,8 +201,12 @@ def intersected_cells(table: AnnotationTable, rows: np.ndarray, lower: np.ndarra
 
 
 def _linear(coords: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    strides = np.concatenate([np.cumprod(grid[::-1])[::-1][1:], [1]]).astype(np.int64)
-    return coords @ strides
+    """Linear (C order) cell indices of cell coordinates."""
+    cell = coords[:, 0].astype(np.int64)
+    for d in range(1, coords.shape[1]):
+        cell *= int(grid[d])
+        cell += coords[:, d]
+    return cell
 
 
 def unravel(cells: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -174,76 +214,176 @@ def unravel(cells: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.stack(np.unravel_index(cells, tuple(int(g) for g in grid)), axis=1)
 
 
+def spatial_priority(ids: np.ndarray) -> np.ndarray:
+    """The priority of each annotation: murmurhash3_x86_128 of its id (seed 1), low 64 bits.
+
+    Lower priorities are emitted at coarser levels and listed first within a cell.
+
+    Examples
+    --------
+    >>> spatial_priority(np.array([0, 1], np.uint64)).dtype
+    dtype('uint64')
+    """
+    return murmurhash3_x86_128(np.asarray(ids, np.uint64), seed=PRIORITY_SEED)[0]
+
+
+def next_threshold(threshold: int, space: int, limit: int, max_count: int) -> int:
+    """Priority threshold after a level whose fullest cell holds ``max_count`` remaining
+    annotations: those with priority below it are emitted at this level or before.
+
+    Remaining priorities are uniform in ``[threshold, space)``; moving the threshold up
+    by a ``limit / max_count`` share of that interval emits each remaining annotation
+    with probability ``min(1, limit / max_count)``. Exact integer arithmetic, so every
+    process computes the same threshold.
+
+    Examples
+    --------
+    >>> next_threshold(0, 100, 10, 100)
+    10
+    >>> next_threshold(10, 100, 10, 5)
+    100
+    """
+    if max_count <= limit:
+        return space
+    return threshold + (space - threshold) * limit // max_count
+
+
+def level_grids(lower: np.ndarray, upper: np.ndarray, max_levels: int):
+    """``(grid_shape, chunk_size, last)`` of each possible level, coarse to fine.
+
+    ``last`` marks the level that must take every annotation left: the
+    ``max_levels``-th, or the one after which cell keys would not fit in 64 bits.
+    """
+    grid = np.ones(len(lower), np.int64)
+    chunk = (np.asarray(upper, np.float64) - lower).astype(np.float64)
+    for i in range(max_levels):
+        nxt_grid, nxt_chunk = next_grid(grid, chunk)
+        last = (i + 1 >= max_levels
+                or np.log2(nxt_grid.astype(np.float64)).sum() > _MAX_KEY_BITS)
+        yield grid, chunk, last
+        if last:
+            return
+        grid, chunk = nxt_grid, nxt_chunk
+
+
+def max_cell_count(cells: np.ndarray, grid: np.ndarray) -> int:
+    """The largest number of entries sharing one linear cell index (0 if none)."""
+    if len(cells) == 0:
+        return 0
+    if int(np.prod(grid.astype(np.float64))) <= max(_BINCOUNT_CELLS, len(cells)):
+        return int(np.bincount(cells).max())
+    s = np.sort(cells)
+    runs = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1], [True]]))
+    return int(np.diff(runs).max())
+
+
+def priority_order(ids: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """Rows sorted by (priority, id)."""
+    order = np.argsort(priority)
+    p = priority[order]
+    if len(p) > 1 and (p[1:] == p[:-1]).any():  # equal hashes: break ties by id
+        order = np.lexsort((ids, priority))
+    return order
+
+
+class LevelCells:
+    """The cells that annotations ``rows`` intersect, level after level.
+
+    Points and line end points are placed once in the finest grid; their cell at a
+    coarser level is that cell shifted right (chunk sizes differ by powers of two, so
+    ``floor((p - lower) / chunk)`` agrees exactly). A line whose two ends share a cell
+    lies in that cell (cells are convex); only the others are traced through the grid.
+    """
+
+    def __init__(self, table: AnnotationTable, rows: np.ndarray, lower: np.ndarray,
+                 grids: list):
+        self.table, self.rows, self.lower = table, rows, lower
+        self.fine_grid, fine_chunk, _ = grids[-1]
+        rank = table.space.rank
+        self.ends = []
+        if table.annotation_type in ("point", "line"):
+            g = take_rows(table.geometry, rows)
+            for first in range(0, g.shape[1], rank):
+                units = to_grid_units(g[:, first:first + rank], lower, fine_chunk)
+                self.ends.append(_cell_coords(units, self.fine_grid))
+
+    def at(self, start: int, grid: np.ndarray, chunk: np.ndarray):
+        """Entries ``(position in rows[start:], linear cell)`` at the level ``grid``."""
+        remaining = self.rows[start:]
+        if not self.ends:
+            pos, coords = intersected_cells(self.table, remaining, self.lower, chunk, grid)
+            return pos, _linear(coords, grid)
+        shift = np.log2(self.fine_grid // grid).astype(np.int64)
+        a = self.ends[0][start:] >> shift
+        if len(self.ends) == 1:
+            return np.arange(len(remaining)), _linear(a, grid)
+        b = self.ends[1][start:] >> shift
+        one_cell = (a == b).all(axis=1)
+        pos = np.flatnonzero(one_cell)
+        cells = _linear(a[one_cell], grid)
+        crossing = np.flatnonzero(~one_cell)
+        if len(crossing):
+            p, coords = intersected_cells(self.table, remaining[crossing], self.lower, chunk,
+                                          grid)
+            pos = np.concatenate([pos, crossing[p]])
+            cells = np.concatenate([cells, _linear(coords, grid)])
+        return pos, cells
+
+
 def build_levels(table: AnnotationTable, lower: np.ndarray, upper: np.ndarray, *,
-                 max_levels: int, limit: int, shuffle: bool, seed: int = 0) -> list[Level]:
+                 max_levels: int, limit: int, shuffle: bool) -> list[Level]:
     """Assign every annotation to exactly one level, coarse to fine.
 
-    ``shuffle`` orders annotations randomly (the spec's uniform subsample); otherwise
-    earlier rows are emitted at coarser levels and listed first within a cell.
+    ``shuffle`` uses :func:`spatial_priority` (the spec's uniform subsample); otherwise
+    the row number is the priority, so earlier rows go to coarser levels and are listed
+    first within a cell.
     """
     n = len(table)
-    rank = table.space.rank
     if limit == 0 and max_levels != 1:
         raise ValueError("target_chunk_limit=0 (no subsampling) needs num_spatial_levels=1")
     if limit < 0 or max_levels < 1:
         raise ValueError("target_chunk_limit must be >= 0 and num_spatial_levels >= 1")
-    priority = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    by_priority = np.empty(n, np.int64)
-    by_priority[priority] = np.arange(n)  # the row of each priority (a permutation)
-    grid = np.ones(rank, np.int64)
-    chunk = (upper - lower).astype(np.float64)
-    remaining = np.arange(n)
+    if shuffle:
+        priority, space = spatial_priority(table.ids), HASH_SPACE
+        by_priority = priority_order(table.ids, priority)
+        sorted_priority = priority[by_priority]
+    else:
+        by_priority = np.arange(n)
+        sorted_priority, space = by_priority.astype(np.uint64), max(n, 1)
+    grids = list(level_grids(lower, upper, 1 if limit == 0 else max_levels))
+    finder = LevelCells(table, by_priority, lower, grids)
+    threshold, start = 0, 0  # rows by_priority[start:] remain
     levels: list[Level] = []
-    while True:
-        rows, coords = intersected_cells(table, remaining, lower, chunk, grid)
-        members = remaining[rows]
-        cells = _linear(coords, grid)
-        cells, members = _sort_by_cell_then_priority(cells, members, priority, by_priority)
-        nxt_grid, nxt_chunk = next_grid(grid, chunk)
-        last = (len(levels) + 1 >= max_levels or limit == 0
-                or np.log2(nxt_grid.astype(np.float64)).sum() > _MAX_KEY_BITS)
-        if len(cells) == 0:
-            emitted_rows = np.zeros(0, np.int64)
-        elif last:
-            emitted_rows = remaining
+    for grid, chunk, last in grids:
+        pos, cells = finder.at(start, grid, chunk)
+        if last:
+            k = n - start
         else:
-            change = np.flatnonzero(np.diff(cells)) + 1
-            first = np.concatenate([[0], change])
-            count = np.diff(np.concatenate([first, [len(cells)]]))
-            max_count = int(count.max())
-            # each cell keeps ceil(limit * count / maxCount) of its annotations: a uniform
-            # share limit/maxCount, exactly `limit` in the fullest cell
-            keep = (limit * count + max_count - 1) // max_count
-            rank_in_cell = np.arange(len(cells)) - np.repeat(first, count)
-            chosen = rank_in_cell < np.repeat(keep, count)
-            is_emitted = np.zeros(n, bool)
-            is_emitted[members[chosen]] = True
-            emitted_rows = remaining[is_emitted[remaining]]
-        is_emitted = np.zeros(n, bool)
-        is_emitted[emitted_rows] = True
-        sel = is_emitted[members]
-        lc, lm = cells[sel], members[sel]
-        bounds_ = np.flatnonzero(np.diff(np.concatenate([[-1], lc, [-1]]))) if len(lc) else [0]
-        fullest = int(np.diff(bounds_).max()) if len(lc) else 1
-        levels.append(Level(grid.copy(), chunk.copy(), lc, lm, max(1, fullest)))
-        remaining = remaining[~is_emitted[remaining]]
-        if len(remaining) == 0 or last:
-            return levels
-        grid, chunk = nxt_grid, nxt_chunk
+            threshold = next_threshold(threshold, space, limit, max_cell_count(cells, grid))
+            k = int(np.searchsorted(sorted_priority[start:], np.uint64(min(threshold, space - 1)),
+                                    side="left" if threshold < space else "right"))
+        emitted = pos < k
+        cells, pos = _sort_by_cell_then_position(cells[emitted], pos[emitted], k)
+        levels.append(Level(grid.copy(), chunk.copy(), cells, by_priority[start + pos],
+                            max(1, max_cell_count(cells, grid))))
+        start += k
+        if start == n:
+            break
+    return levels
 
 
-def _sort_by_cell_then_priority(cells, members, priority, by_priority):
-    """``(cells, members)`` ordered by cell, then by the members' priority."""
-    p_bits = max(1, (len(priority) - 1).bit_length())
+def _sort_by_cell_then_position(cells: np.ndarray, pos: np.ndarray, k: int):
+    """``(cells, pos)`` ordered by cell, then by position (priority rank)."""
+    p_bits = max(1, (k - 1).bit_length())
     c_bits = int(cells.max()).bit_length() if len(cells) else 0
     if c_bits + p_bits > 63:
-        order = np.lexsort((priority[members], cells))
-        return cells[order], members[order]
-    # priorities are a permutation, so (cell, priority) packed in one integer and sorted
-    # by value (several times faster than a lexsort) gives back the members as well
-    key = cells.astype(np.int64) << p_bits | priority[members]
+        order = np.lexsort((pos, cells))
+        return cells[order], pos[order]
+    # (cell, position) packed in one integer: a plain sort of values is several times
+    # faster than a lexsort, and gives back both
+    key = cells.astype(np.int64) << p_bits | pos
     key.sort()
-    return key >> p_bits, by_priority[key & ((1 << p_bits) - 1)]
+    return key >> p_bits, key & ((1 << p_bits) - 1)
 
 
 def compressed_morton(coords: np.ndarray, grid: np.ndarray) -> np.ndarray:
