@@ -168,3 +168,12 @@ def test_one_bad_key_among_many_is_named(bad):
     with pytest.raises(ValueError, match="store key"):
         store.write_generation("p", files)
     assert store.current("p") is None and store.list() == []
+
+
+def test_only_the_newest_superseded_generations_are_kept_per_prefix():
+    store = Store(grace_seconds=3600, max_retired_generations=2)
+    for i in range(10):
+        store.write_generation("a", {"info": bytes([i])})
+        store.write_generation("b", {"info": bytes([i])})
+    assert [k.split("/")[1] for k in store.list("a/")] == ["7", "8", "9"]
+    assert store.retired_bytes() == 4 and store.stored_bytes() == 6

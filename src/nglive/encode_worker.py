@@ -29,8 +29,9 @@ __all__ = ["IDLE_SECONDS", "WORKER_ABOVE_ROWS", "run_encoder", "shutdown"]
 WORKER_ABOVE_ROWS = 20_000
 #: The worker exits after this long without work.
 IDLE_SECONDS = 60.0
-#: Added to the worker's nice value: the kernel's server thread is scheduled first.
-NICENESS = 10
+#: Added to the worker's nice value: the kernel's server thread is scheduled first
+#: (``NGLIVE_WORKER_NICE`` overrides it).
+NICENESS = int(os.environ.get("NGLIVE_WORKER_NICE", "5"))
 
 _lock = threading.Lock()
 _executor: concurrent.futures.ProcessPoolExecutor | None = None

@@ -51,8 +51,9 @@ class Store:
     complete does :meth:`write_generation` make it the prefix's current generation, so
     a reader that follows ``current`` never sees a half-written generation.
     Superseded generations are deleted after ``grace_seconds`` (a browser may still be
-    fetching from them) by a timer, and sooner while they hold more than
-    ``max_retired_bytes``, so memory stays bounded however often a table is edited.
+    fetching from them) by a timer, and sooner beyond ``max_retired_generations`` per
+    prefix or ``max_retired_bytes`` in all, so memory stays bounded however often a
+    table is edited.
 
     In memory (the default) a generation is kept as the mapping of its files, handed
     over whole: writing 100k small files is then one dictionary copy instead of 100k
@@ -71,6 +72,9 @@ class Store:
     max_retired_bytes : int
         Bound on the bytes held by superseded generations: beyond it the oldest are
         deleted before their grace ends, so memory stays bounded at any edit rate.
+    max_retired_generations : int
+        Superseded generations kept per prefix (the newest); older ones are deleted
+        before their grace ends. A browser only ever lags a generation or two behind.
 
     Examples
     --------
@@ -81,13 +85,14 @@ class Store:
     """
 
     def __init__(self, location: str | os.PathLike | None = None, *, grace_seconds: float = 30.0,
-                 max_retired_bytes: int = 64 * 2**20):
+                 max_retired_bytes: int = 64 * 2**20, max_retired_generations: int = 3):
         self.url = _kvstore_spec(location)
         self.in_memory = self.url.startswith("memory://")
         # The tensorstore KvStore of an on-disk or bucket store (unused in memory).
         self.kvstore = ts.KvStore.open(self.url).result()
         self.grace_seconds = float(grace_seconds)
         self.max_retired_bytes = int(max_retired_bytes)
+        self.max_retired_generations = int(max_retired_generations)
         # A random id folded into ETags: two Stores never share validators.
         self.instance_id = secrets.token_hex(4)
         self._lock = threading.Lock()
@@ -187,6 +192,11 @@ class Store:
         now = time.monotonic() if now is None else now
         with self._lock:
             due = [g for t, g in self._retired if force or now - t >= self.grace_seconds]
+            per_prefix: dict[str, int] = {}
+            for _, g in reversed(self._retired):  # newest first
+                per_prefix[g.prefix] = per_prefix.get(g.prefix, 0) + 1
+                if per_prefix[g.prefix] > self.max_retired_generations and g not in due:
+                    due.append(g)
             kept = [(t, g) for t, g in self._retired if g not in due]
             held = sum(g.nbytes for _, g in kept)
             while kept and held > self.max_retired_bytes:  # oldest first
@@ -198,6 +208,12 @@ class Store:
             self._delete_generation(gen)
         self._schedule_collection()
         return len(due)
+
+    def stored_bytes(self) -> int:
+        """Bytes held by every generation still readable (current and superseded)."""
+        with self._lock:
+            return (sum(g.nbytes for g in self._current.values())
+                    + sum(g.nbytes for _, g in self._retired))
 
     def retired_bytes(self) -> int:
         """Bytes held by superseded generations that are still readable."""
