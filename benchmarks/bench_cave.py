@@ -19,7 +19,8 @@
 Writes benchmarks/results/cave.json. The fake server answers from memory on the same
 machine: absolute times are a floor for a real deployment, request counts are exact.
 
-Run: python benchmarks/bench_cave.py [--ids 100000] [--rows 1000000] [--only ids|visible]
+Run: python benchmarks/bench_cave.py [--ids 100000] [--rows 1000000] [--repeats 2]
+     [--only ids|visible]
 """
 
 from __future__ import annotations
@@ -209,29 +210,51 @@ def bench_visible(rows: int, chromium: str, view_scale: float = 10) -> dict:
     return out
 
 
+def ranges(runs: list[dict]) -> dict:
+    """[min, max] of every number the runs share (nested one level)."""
+    out = {}
+    for key, value in runs[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            vals = [r[key] for r in runs]
+            out[key] = [min(vals), max(vals)]
+        elif isinstance(value, dict):
+            for sub in ("seconds", "extrapolated_seconds"):
+                if isinstance(value.get(sub), int | float):
+                    vals = [r[key][sub] for r in runs]
+                    out[f"{key}.{sub}"] = [min(vals), max(vals)]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ids", type=int, default=100_000)
     ap.add_argument("--stale", type=float, default=0.05)
     ap.add_argument("--loop-sample", type=int, default=2000)
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", choices=["ids", "visible"])
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results = dict(previous.get("results", {}))
-    if args.only in (None, "ids"):
-        results["update_ids"] = bench_update_ids(args.ids, args.stale, args.loop_sample)
-        print(json.dumps(results["update_ids"], indent=1))
-    if args.only in (None, "visible"):
-        results["query_to_visible"] = bench_visible(args.rows, args.chromium)
-        print(json.dumps(results["query_to_visible"], indent=1))
+    loads = []
+    for name, run in (("update_ids", lambda: bench_update_ids(args.ids, args.stale,
+                                                              args.loop_sample)),
+                      ("query_to_visible", lambda: bench_visible(args.rows, args.chromium))):
+        if args.only not in (None, name.split("_")[0] if name == "update_ids" else "visible"):
+            continue
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(run())
+            loads.append(os.getloadavg())
+            print(name, json.dumps(runs[-1], indent=1))
+        results[name] = {"range": ranges(runs), "runs": runs}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({
         "benchmark": "CAVE: update_ids and query-to-visible against the fake CAVE server",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average": os.getloadavg()},
+                    "load_average_after_each_run": loads},
         "results": results}, indent=2) + "\n")
 
 

@@ -240,6 +240,16 @@ def test_server_errors_and_tokens(viewer, cave, client):
     assert "token" in viewer.status["error"]
 
 
+def test_freshness_unknown_when_the_chunkedgraph_fails(viewer, cave, client):
+    cave.fail_next("is_latest_roots", 500, "graph is busy")
+    cells = viewer.add_cave_table(client, CELLS)
+    assert cells.generations == {"annotations": 0} and not cells.df["stale"].any()
+    assert "stale root ids unknown" in viewer.status["error"]
+    assert "graph is busy" in viewer.status["error"]
+    cells.check_freshness()  # asked again, it answers
+    assert len(cells.stale_ids) == 3 and "unknown" not in viewer.status["error"]
+
+
 def test_filters_and_desired_resolution_are_the_query_keywords(viewer, cave, client):
     root = cave.graph.cell_root(5)
     layer = viewer.add_cave_table(client, SYN, filter_equal_dict={"post_pt_root_id": root},

@@ -212,7 +212,7 @@ def test_uncaught_errors_are_logged_without_the_token(target, captured_logs, mon
     def broken_read(*args, **kwargs):
         raise OSError(f"disk on fire while reading /nglive/{server.token}/x")
 
-    monkeypatch.setattr(server.store, "kvstore", type("Broken", (), {"read": broken_read})())
+    monkeypatch.setattr(server.store, "lookup", broken_read)
     reply = exchange(server.port, f"GET /nglive/{server.token}/{gen.path}/info HTTP/1.1\r\n"
                      f"Host: 127.0.0.1:{server.port}\r\nConnection: close\r\n\r\n".encode())
     assert statuses(reply) == [503]

@@ -26,7 +26,7 @@ from ..layers.base import Binding, frame_fingerprint
 from ..layers.segment_properties import SegmentPropertiesLayer, bound_columns
 from .credentials import remember_token
 from .datastack import datastack_segmentation
-from .errors import CaveNotFoundError, cave_call, require_caveclient
+from .errors import CaveError, CaveNotFoundError, cave_call, require_caveclient
 from .ids import is_current, update_ids
 
 if TYPE_CHECKING:
@@ -190,6 +190,7 @@ class CaveTableLayer(AnnotationLayer):
         self._dependent_prints: dict = {}
         self.stale_ids = np.zeros(0, np.uint64)
         self.checked_ids = 0
+        self.freshness_error: str | None = None
         self.positions = ([position] if isinstance(position, str) else
                           list(position) if position is not None else
                           default_positions(df, annotation_type, table))
@@ -273,14 +274,23 @@ class CaveTableLayer(AnnotationLayer):
     def check_freshness(self) -> int:
         """Ask the chunkedgraph which root ids of the table are outdated (one
         ``is_latest_roots`` pass over the unique ids of every id column); set
-        ``df["stale"]`` and :attr:`stale_ids`. Returns how many distinct ids are stale."""
+        ``df["stale"]`` and :attr:`stale_ids`. Returns how many distinct ids are stale.
+
+        If the chunkedgraph cannot answer, the table stays bound and the status line
+        says freshness is unknown (no row is flagged).
+        """
         t = time.perf_counter()
         df = self.df
         columns = [as_uint64_ids(df[c], column=c) for c in self.id_columns]
+        self.freshness_error = None
         if columns:
             every = np.concatenate(columns)
             unique = np.unique(every)
-            current = is_current(self.client, unique)
+            try:
+                current = is_current(self.client, unique)
+            except CaveError as e:
+                self.freshness_error = str(e)
+                current = np.ones(len(unique), bool)
             self.stale_ids = unique[~current]
             self.checked_ids = int((unique != 0).sum())
             stale_rows = np.zeros(len(df), bool)
@@ -293,6 +303,8 @@ class CaveTableLayer(AnnotationLayer):
 
     def problems(self) -> list[str]:
         out = super().problems()
+        if self.freshness_error:
+            out.append(f"stale root ids unknown: {self.freshness_error}")
         if len(self.stale_ids):
             out.append(f"{len(self.stale_ids)} of {self.checked_ids} root ids are stale "
                        f"(rows flagged in {self.name}.df['stale']); "
@@ -493,6 +505,13 @@ def add_cave_table(viewer: Viewer, client, table: str, annotation_type: str = "p
     """Query ``table`` and bind it to ``viewer`` as a live annotation layer.
 
     See :meth:`nglive.Viewer.add_cave_table`.
+
+    Examples
+    --------
+    >>> syn = add_cave_table(viewer, client, "synapses_pni_2", "line",
+    ...                      filter_equal_dict={"post_pt_root_id": root})  # doctest: +SKIP
+    >>> syn.df.attrs["dataframe_resolution"]  # doctest: +SKIP
+    [4.0, 4.0, 40.0]
     """
     name = name or table
     viewer._check_new_name(name)

@@ -68,8 +68,9 @@ def _relationship_groups(table: AnnotationTable, r, id_rank, row_of_rank):
     else:
         order = np.lexsort((id_rank[rows], code))
         code, rank = code[order], id_rank[rows][order]
-        fresh = np.concatenate([[True], (code[1:] != code[:-1]) | (rank[1:] != rank[:-1])])
-        code, rank = code[fresh], rank[fresh]
+        if len(code):  # an empty table has nothing to deduplicate
+            fresh = np.concatenate([[True], (code[1:] != code[:-1]) | (rank[1:] != rank[:-1])])
+            code, rank = code[fresh], rank[fresh]
     members = rank if row_of_rank is None else row_of_rank[rank]
     return segments, np.bincount(code, minlength=len(segments)), members
 
