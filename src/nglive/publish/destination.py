@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import sys
 import tempfile
 import urllib.parse
@@ -64,6 +65,11 @@ class Destination:
     def delete(self, keys: list[str]) -> None:
         """Delete ``keys`` (missing ones are ignored)."""
         raise NotImplementedError
+
+    def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
+        """Copy ``(existing key, new key)`` pairs within the destination, whole; return
+        the new keys that were not copied (the caller uploads those)."""
+        return {dst for _src, dst in pairs}
 
 
 # ----------------------------------------------------------------------------- directory
@@ -134,6 +140,26 @@ class DirectoryDestination(Destination):
             return len(f.data)
 
         _run_parallel(write_one, files, progress)
+
+    def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
+        # Files are only ever replaced by a rename, never changed in place, so a hard
+        # link shares the bytes safely (a copy where links are not possible).
+        failed = set()
+        for src, dst in pairs:
+            source, target = self._path(src), self._path(dst)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".nglive-{os.getpid()}-{target.name}.tmp")
+            try:
+                tmp.unlink(missing_ok=True)
+                try:
+                    os.link(source, tmp)
+                except OSError:
+                    shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                failed.add(dst)
+        return failed
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -274,6 +300,19 @@ class CloudFilesDestination(Destination):
         if keys:
             self._cf.delete(keys)
 
+    def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
+        if not pairs:
+            return set()
+        # within one bucket cloud-files copies server side (S3 CopyObject, GCS copy),
+        # keeping Content-Type, Cache-Control and Content-Encoding
+        try:
+            # (dict paths: cloud-files' bucket-internal copy does not take pairs)
+            self._cf.transfer_to(self._cf, paths=[{"path": src, "dest_path": dst}
+                                                  for src, dst in pairs])
+        except Exception:  # noqa: BLE001 - the caller uploads what was not copied
+            return {dst for _src, dst in pairs if not self._cf.exists(dst)}
+        return set()
+
 
 class KvStoreDestination(Destination):
     """Any tensorstore kvstore URL (``gs://``, ``s3://``, ``memory://``…), written whole
@@ -389,8 +428,16 @@ def _run_parallel(fn: Callable[[FileOut], int], files: list[FileOut],
         for f in files:
             progress(fn(f))
         return
+    # a task per batch of files: thousands of small mesh files would otherwise spend
+    # more time in the pool's bookkeeping than in writing
+    per_task = max(1, min(64, len(files) // (4 * PARALLEL_WRITES)))
+    batches = [files[i:i + per_task] for i in range(0, len(files), per_task)]
+
+    def run(batch: list[FileOut]) -> int:
+        return sum(fn(f) for f in batch)
+
     with concurrent.futures.ThreadPoolExecutor(PARALLEL_WRITES) as pool:
-        futures = [pool.submit(fn, f) for f in files]
+        futures = [pool.submit(run, b) for b in batches]
         try:
             for fut in concurrent.futures.as_completed(futures):
                 progress(fut.result())
