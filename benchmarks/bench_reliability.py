@@ -256,6 +256,18 @@ def memory(edits: int, viewers: int, rows: int) -> dict:
                                    "samples": recreate}}
 
 
+def soak(seconds: float) -> dict:
+    """The suite's soak test (tests/reliability/test_soak.py), run ``seconds`` long."""
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NGLIVE_SOAK_SECONDS=str(seconds))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                          "tests/reliability/test_soak.py"], cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=seconds + 600)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("soak:")), "")
+    print(line, flush=True)
+    return {"seconds": seconds, "passed": out.returncode == 0, "summary": line}
+
+
 def run_version(args, src: Path | None) -> dict:
     """This benchmark in a fresh process, importing nglive from ``src`` (None: this tree)."""
     cmd = [sys.executable, __file__, "--child", "--seconds", str(args.seconds),
@@ -290,6 +302,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["latency", "memory"], default=None)
     ap.add_argument("--baseline", default=None,
                     help="a git commit of nglive to run side by side (e.g. before the fixes)")
+    ap.add_argument("--soak-seconds", type=float, default=0,
+                    help="also run the suite's soak test this long (e.g. 600)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -318,6 +332,8 @@ def main() -> None:
         result["load_average_after_baseline"] = os.getloadavg()
     result["nglive"] = run_version(args, None)
     result["load_average_after"] = os.getloadavg()
+    if args.soak_seconds:
+        result["soak"] = soak(args.soak_seconds)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -18,6 +18,7 @@ import atexit
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Mapping
 
@@ -128,6 +129,9 @@ def _discard(executor) -> None:
 
 
 def _lower_priority() -> None:
+    # Jupyter interrupts a kernel by signalling its whole process group: the worker
+    # must finish (or drop) its work, not die, when the user interrupts a cell.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.nice(NICENESS)
     except OSError:  # pragma: no cover - not permitted: run at the same priority
