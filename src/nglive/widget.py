@@ -640,6 +640,11 @@ class Viewer(anywidget.AnyWidget):
             raise RuntimeError("this viewer is closed; create a new nglive.Viewer()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"layer name must be a non-empty string, got {name!r}")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"layer name {name!r} is not valid Unicode (a lone surrogate); "
+                             "Neuroglancer's state cannot carry it") from None
         if name in self.layers:
             raise ValueError(
                 f"a bound layer named {name!r} exists; use its update() or remove_layer()"

@@ -61,8 +61,10 @@ def property_tables(draw):
     ids = draw(st.lists(st.integers(0, 2**64 - 1), min_size=n, max_size=n))
     if n and draw(st.booleans()):
         ids[-1] = ids[0]  # a duplicate
-    id_form = draw(st.sampled_from(["uint64", "str", "int64"]))
-    if id_form == "int64":
+    id_form = draw(st.sampled_from(["uint64", "str", "int64", "pyarrow"]))
+    if id_form == "pyarrow":  # pandas' pyarrow backend (read_parquet(dtype_backend=...))
+        id_values = pd.array(ids, dtype="uint64[pyarrow]")
+    elif id_form == "int64":
         ids = [i % 2**63 - (2**62 if draw(st.booleans()) else 0) for i in ids]
         id_values = np.array(ids, dtype=np.int64)
     elif id_form == "str":
@@ -82,7 +84,10 @@ def property_tables(draw):
                              max_size=n))
     tags = draw(st.lists(st.sampled_from([None, "", "a", "A", "b c", "#x", "ä", "z\ud800"]),
                          min_size=n, max_size=n))
-    df = pd.DataFrame({"pt_root_id": id_values, "label": pd.Series(labels, dtype=object),
+    label_dtype = object
+    if not any(has_surrogate(v) for v in labels) and draw(st.booleans()):
+        label_dtype = draw(st.sampled_from(["string[pyarrow]", "string[python]"]))
+    df = pd.DataFrame({"pt_root_id": id_values, "label": pd.Series(labels, dtype=label_dtype),
                        "number": np.array(nums, dtype=dtype),
                        "tag": pd.Series(tags, dtype=object)})
     return df, ids, id_form
@@ -94,7 +99,7 @@ def expected_problem(df: pd.DataFrame, ids: list, id_form: str) -> str | None:
         return "pt_root_id"
     if len(set(ids)) != len(ids):
         return "pt_root_id"
-    if any(has_surrogate(v) for v in df["label"]):
+    if any(has_surrogate(v) for v in df["label"] if not pd.isna(v)):
         return "label"
     num = df["number"].to_numpy()
     if num.dtype.kind == "f" and (np.isinf(num).any() or (np.abs(num[np.isfinite(num)])
@@ -146,7 +151,7 @@ def test_segment_properties_round_trip_or_reject(case):
     assert out["@type"] == "neuroglancer_segment_properties"
     assert out["inline"]["ids"] == [str(i) for i in ids]
     props = {p["id"]: p for p in out["inline"]["properties"]}
-    assert props["label"]["values"] == ["" if v is None else v for v in df["label"]]
+    assert props["label"]["values"] == ["" if pd.isna(v) else v for v in df["label"]]
     check_number(props["number"], df["number"].to_numpy())
     tag_prop = props["tags"]
     present = sorted({v for v in df["tag"] if v not in (None, "")})
@@ -156,6 +161,54 @@ def test_segment_properties_round_trip_or_reject(case):
     # the dictionary says the same as the bytes
     assert json.loads(json.dumps(as_dict, allow_nan=False))["inline"]["ids"] == \
         out["inline"]["ids"]
+
+
+# --------------------------------------------------------------------- colours
+
+CSS = {"red": "#ff0000", "teal": "#008080", "white": "#ffffff"}
+
+
+@st.composite
+def colour_values(draw):
+    """(value, expected '#rrggbb' or None for missing, or "bad")."""
+    channel = st.integers(-5, 260)
+    kind = draw(st.sampled_from(["hex6", "hex3", "css", "rgb()", "tuple", "junk", "none"]))
+    if kind == "none":
+        return draw(st.sampled_from([None, math.nan, ""])), None
+    if kind == "css":
+        name = draw(st.sampled_from(sorted(CSS)))
+        return name, CSS[name]
+    if kind == "junk":
+        return draw(st.sampled_from(["#ggg", "#12345", "blurple", "rgb(1,2)", "x\ud800"])), "bad"
+    r, g, b = draw(channel), draw(channel), draw(channel)
+    ok = all(0 <= c <= 255 for c in (r, g, b))
+    want = f"#{r:02x}{g:02x}{b:02x}" if ok else "bad"
+    if kind == "hex6":
+        return (f"#{r % 256:02X}{g % 256:02x}{b % 256:02x}",
+                f"#{r % 256:02x}{g % 256:02x}{b % 256:02x}")
+    if kind == "hex3":
+        r, g, b = r % 16, g % 16, b % 16
+        return f"#{r:x}{g:x}{b:x}", f"#{r * 17:02x}{g * 17:02x}{b * 17:02x}"
+    if kind == "rgb()":
+        return f"rgb({r}, {g}, {b})", want
+    return (r, g, b), want
+
+
+@SETTINGS
+@given(st.lists(colour_values(), max_size=12))
+def test_colours_are_exact_or_rejected_by_row(cases):
+    from nglive.formats.colors import hex_colors
+
+    values = pd.Series([v for v, _ in cases], dtype=object,
+                       index=pd.Index([f"row{i}" for i in range(len(cases))]))
+    wanted = [w for _, w in cases]
+    if "bad" in wanted:
+        with pytest.raises(TableError) as info:
+            hex_colors(values, column="colour")
+        assert info.value.column == "colour"
+        assert info.value.row == f"row{wanted.index('bad')}" or wanted.count("bad") > 1
+        return
+    assert hex_colors(values, column="colour").tolist() == wanted
 
 
 # --------------------------------------------------------------------- annotations

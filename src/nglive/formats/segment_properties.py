@@ -299,7 +299,8 @@ def _label_values(df, label_cols, label_separator, label_format_map, extra) -> n
         return _format_labels(df, label_format_map, extra)
     if len(label_cols) == 1 and pd.api.types.infer_dtype(df[label_cols[0]], skipna=False) == (
         "string"
-    ):  # all str, nothing missing: nothing to convert
+    ) and not df[label_cols[0]].hasnans:  # all str, nothing missing: nothing to convert
+        # (hasnans: a string[pyarrow] column says "string" with missing values too)
         return df[label_cols[0]].to_numpy(dtype=object)
     out = None
     for col in label_cols:
