@@ -170,7 +170,8 @@ view_message(second, "view-2", True)
 run("keep = viewer")
 run(cell)
 view_message(second, "view-2", False)
-time.sleep(1.0)
+from nglive.lifecycle import UNDISPLAYED
+time.sleep(max(UNDISPLAYED.retries) + 0.5)  # the checks (threads here) have all run
 gc.collect()
 assert second() is not None and not second().closed, "a referenced viewer was closed"
 assert any(v is second() for v in shell.user_ns["Out"].values()), "Out was not restored"
