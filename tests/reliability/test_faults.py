@@ -19,7 +19,7 @@ import pytest
 import nglive
 from nglive import encode_worker, live
 
-from .conftest import http_status, nglive_threads, wait_for
+from .conftest import http_status, nglive_threads, no_new_threads, wait_for
 
 
 def table(n: int = 300) -> pd.DataFrame:
@@ -182,4 +182,4 @@ def test_closing_during_an_update_ends_cleanly(monkeypatch):
     future.result(10)  # the update finishes (its result dropped), raising nothing
     assert viewer.store.list() == [] and http_status(url) in (403, 404)
     assert "cells" not in viewer.state.layers or not viewer.layers
-    assert wait_for(lambda: nglive_threads() == threads), nglive_threads()
+    assert wait_for(lambda: no_new_threads(threads)), nglive_threads()

@@ -28,7 +28,7 @@ import trimesh
 import nglive
 from nglive import live
 
-from .conftest import nglive_threads
+from .conftest import nglive_threads, no_new_threads, wait_for
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
 from annotation_spec_decoder import decode_by_id  # noqa: E402
@@ -232,6 +232,5 @@ def test_a_long_session_stays_bounded_and_consistent():
         assert max(rss_trace[-third:]) - max(rss_trace[:third]) < 60, rss_trace
     # the current generations plus at most three superseded ones per source
     assert peak_store < 8 * 2**20
-    assert nglive_threads() == base_threads or time.sleep(2) or \
-        nglive_threads() == base_threads, nglive_threads()
+    assert wait_for(lambda: no_new_threads(base_threads), 10), nglive_threads()
     assert open_sockets() <= base_sockets + 4
