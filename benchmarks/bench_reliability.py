@@ -304,6 +304,7 @@ def main() -> None:
                     help="a git commit of nglive to run side by side (e.g. before the fixes)")
     ap.add_argument("--soak-seconds", type=float, default=0,
                     help="also run the suite's soak test this long (e.g. 600)")
+    ap.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -334,8 +335,8 @@ def main() -> None:
     result["load_average_after"] = os.getloadavg()
     if args.soak_seconds:
         result["soak"] = soak(args.soak_seconds)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.parent.mkdir(exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
