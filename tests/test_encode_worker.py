@@ -79,3 +79,23 @@ def test_the_idle_worker_exits(small_threshold, monkeypatch):
     while encode_worker._executor is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert encode_worker._executor is None
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    """The worker must not re-run the user's script (spawn re-imports ``__main__``)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "analysis.py"
+    script.write_text(
+        "import numpy as np, pandas as pd, nglive, nglive.encode_worker\n"
+        "print('top-level', flush=True)\n"
+        "df = pd.DataFrame(np.random.default_rng(0).uniform(0, 9, (30000, 3)),\n"
+        "                  columns=['x', 'y', 'z'])\n"
+        "files = nglive.encode_worker.run_encoder(\n"
+        "    nglive.encode_annotations, df, 'xyz', 'point', rows=len(df))\n"
+        "print(len(files) > 1, flush=True)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["top-level", "True"], out.stdout

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 
@@ -95,6 +97,8 @@ def _acquire() -> concurrent.futures.ProcessPoolExecutor:
             _executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_lower_priority)
+            with _main_module_hidden():  # the worker process starts here
+                _executor.submit(os.getpid).result()
         _running += 1
         return _executor
 
@@ -126,6 +130,28 @@ def _discard(executor) -> None:
         if _executor is executor:
             _executor = None
     executor.shutdown(wait=False, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start processes without the parent's ``__main__``.
+
+    A spawned child re-imports the parent's main script to find what it needs; a user's
+    script without an ``if __name__ == "__main__":`` guard would then run again in the
+    worker, top to bottom (a second viewer, second uploads). The worker only runs
+    nglive's own functions, so it does not need the script: hide it while starting.
+    """
+    main = sys.modules.get("__main__")
+    saved = {a: getattr(main, a) for a in ("__file__", "__spec__") if hasattr(main, a)}
+    try:
+        if main is not None:
+            main.__spec__ = None
+            if "__file__" in saved:
+                del main.__file__
+        yield
+    finally:
+        for attr, value in saved.items():
+            setattr(main, attr, value)
 
 
 def _lower_priority() -> None:
