@@ -21,13 +21,6 @@ from .helpers import bind_all
 URL = "https://data.example.org/pub"
 
 
-@pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
-
-
 def source_urls(layer: dict) -> list[str]:
     src = layer.get("source")
     src = src if isinstance(src, list) else [src]

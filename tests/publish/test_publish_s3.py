@@ -8,19 +8,11 @@ import json
 import pytest
 import tensorstore as ts
 
-import nglive
 from nglive.publish import PublishError
 
 from .helpers import bind_all
 
 URL = "https://data.example.org/pub"
-
-
-@pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
 
 
 def read_back(endpoint, bucket, prefix) -> dict[str, bytes]:

@@ -59,8 +59,18 @@ class Destination:
         raise NotImplementedError
 
     def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
-        """Write every file whole; ``progress(nbytes)`` after each one."""
+        """Write every file whole, several at once; ``progress(nbytes)`` as they land."""
+        try:
+            _run_parallel(self._write_one, files, progress)
+        except Exception as e:  # noqa: BLE001 - reported as what the destination said
+            raise self._error(e) from e
+
+    def _write_one(self, f: FileOut) -> int:
+        """Write one file whole; return its size."""
         raise NotImplementedError
+
+    def _error(self, error: BaseException) -> BaseException:
+        return error
 
     def delete(self, keys: list[str]) -> None:
         """Delete ``keys`` (missing ones are ignored)."""
@@ -126,20 +136,19 @@ class DirectoryDestination(Destination):
     def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
         for parent in sorted({self._path(f.key).parent for f in files}):
             parent.mkdir(parents=True, exist_ok=True)
+        super().write(files, progress)
 
-        def write_one(f: FileOut) -> int:
-            path = self._path(f.key)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nglive-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(f.data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            return len(f.data)
-
-        _run_parallel(write_one, files, progress)
+    def _write_one(self, f: FileOut) -> int:
+        path = self._path(f.key)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nglive-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(f.data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return len(f.data)
 
     def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
         # Files are only ever replaced by a rename, never changed in place, so a hard
@@ -284,17 +293,14 @@ class CloudFilesDestination(Destination):
         except Exception as e:  # noqa: BLE001
             raise _bucket_error(self.url, e) from e
 
-    def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
-        def write_one(f: FileOut) -> int:
-            self._cf.put(f.key, bytes(f.data), content_type=f.content_type,
-                         compress="gzip" if f.gzip else None, cache_control=f.cache_control,
-                         raw=False)
-            return len(f.data)
+    def _write_one(self, f: FileOut) -> int:
+        self._cf.put(f.key, bytes(f.data), content_type=f.content_type,
+                     compress="gzip" if f.gzip else None, cache_control=f.cache_control,
+                     raw=False)
+        return len(f.data)
 
-        try:
-            _run_parallel(write_one, files, progress)
-        except Exception as e:  # noqa: BLE001
-            raise _bucket_error(self.url, e) from e
+    def _error(self, error: BaseException) -> BaseException:
+        return _bucket_error(self.url, error)
 
     def delete(self, keys: list[str]) -> None:
         if keys:
@@ -357,15 +363,12 @@ class KvStoreDestination(Destination):
             raise _bucket_error(self.url, e) from e
         return bytes(result.value) if result.state == "value" else None
 
-    def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
-        def write_one(f: FileOut) -> int:
-            self._kv.write(f.key, bytes(f.data)).result()
-            return len(f.data)
+    def _write_one(self, f: FileOut) -> int:
+        self._kv.write(f.key, bytes(f.data)).result()
+        return len(f.data)
 
-        try:
-            _run_parallel(write_one, files, progress)
-        except Exception as e:  # noqa: BLE001
-            raise _bucket_error(self.url, e) from e
+    def _error(self, error: BaseException) -> BaseException:
+        return _bucket_error(self.url, error)
 
     def delete(self, keys: list[str]) -> None:
         for f in [self._kv.delete(k) for k in keys]:
