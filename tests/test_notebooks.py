@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -39,8 +40,38 @@ def kernel_manager_factory(tmp_path_factory):
     return make
 
 
+@contextlib.contextmanager
+def fake_cave(home: Path, monkeypatch):
+    """The CAVE tutorial's server: a fake deployment on loopback, and a home directory
+    holding its token where caveclient looks (as ``CAVEclient.setup_token`` leaves it)."""
+    pytest.importorskip("caveclient")
+    from cave.fake_server import synthetic  # tests/ is on sys.path
+
+    server = synthetic().start()
+    secrets = home / ".cloudvolume" / "secrets"
+    secrets.mkdir(parents=True)
+    (secrets / "cave-secret.json").write_text(json.dumps({"token": server.token}))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NGLIVE_CAVE_SERVER", server.base_url)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# Notebooks that need a server of their own while they run.
+SERVERS = {"05-cave.ipynb": fake_cave}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, kernel_manager_factory, tmp_path):
+def test_notebook_runs(path, kernel_manager_factory, tmp_path, monkeypatch):
+    with contextlib.ExitStack() as stack:
+        if path.name in SERVERS:
+            stack.enter_context(SERVERS[path.name](tmp_path / "home", monkeypatch))
+        run_notebook(path, kernel_manager_factory, tmp_path)
+
+
+def run_notebook(path, kernel_manager_factory, tmp_path):
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":

@@ -135,3 +135,45 @@ def test_closed_store_deletes_and_refuses_writes():
     assert store.list() == []
     with pytest.raises(RuntimeError, match="closed"):
         store.write_generation("p", {"info": b"y"})
+
+
+def test_memory_generations_of_many_small_files():
+    from nglive.packed import PackedFiles
+
+    store = Store(grace_seconds=3600)
+    files = {f"by_id/{i}": i.to_bytes(4, "little") for i in range(100_000)}
+    files["info"] = b"{}"
+    gen = store.write_generation("layer/annotations", files)
+    assert store.read(f"{gen.path}/by_id/77777") == (77777).to_bytes(4, "little")
+    assert store.size(f"{gen.path}/info") == 2
+    value, etag = store.lookup(f"{gen.path}/by_id/5")
+    assert value == (5).to_bytes(4, "little") and etag.startswith('"')
+    assert store.lookup(f"{gen.path}/by_id/100000") is None
+    assert store.lookup("layer/annotations/9/info") is None
+    assert len(store.list("layer/annotations/0/by_id/")) == 100_000
+    assert store.list("layer/annotations/0/in") == ["layer/annotations/0/info"]
+    packed = store.write_generation("layer/annotations", PackedFiles.pack(files))
+    assert store.read(f"{packed.path}/by_id/3") == (3).to_bytes(4, "little")
+    assert packed.nbytes == gen.nbytes == 400_002
+    files.clear()  # the store kept its own mapping
+    assert store.read(f"{gen.path}/info") == b"{}"
+
+
+@pytest.mark.parametrize("bad", ["by_id/../x", "/abs", "a//b", "tail/", "a\\b", "nul\x00",
+                                 "line\nbreak", ""])
+def test_one_bad_key_among_many_is_named(bad):
+    files = {f"by_id/{i}": b"x" for i in range(20_000)}
+    files[bad] = b"y"
+    store = Store()
+    with pytest.raises(ValueError, match="store key"):
+        store.write_generation("p", files)
+    assert store.current("p") is None and store.list() == []
+
+
+def test_only_the_newest_superseded_generations_are_kept_per_prefix():
+    store = Store(grace_seconds=3600, max_retired_generations=2)
+    for i in range(10):
+        store.write_generation("a", {"info": bytes([i])})
+        store.write_generation("b", {"info": bytes([i])})
+    assert [k.split("/")[1] for k in store.list("a/")] == ["7", "8", "9"]
+    assert store.retired_bytes() == 4 and store.stored_bytes() == 6

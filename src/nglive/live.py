@@ -9,12 +9,19 @@ _hooked = False
 
 
 def _after_cell(result=None) -> None:
+    viewer = None
     for viewer in list(_viewers):
         for layer in list(viewer.layers.values()):
             try:
                 layer.check()
             except Exception:  # noqa: BLE001 — shown in the widget; never break the cell
                 pass
+    del viewer
+    # viewers whose outputs went while something still held them: freed once nothing
+    # does (rate-limited: each check is a garbage collection)
+    from .lifecycle import UNDISPLAYED
+
+    UNDISPLAYED.check()
 
 
 def register(viewer) -> None:

@@ -238,25 +238,36 @@ class StoreHandler(tornado.web.RequestHandler):
     async def _serve_key(self, store: Store, key: str, range_header, with_body: bool) -> int:
         if not _is_safe_key(key):
             return self._finish_status(400 if key else 404)
-        total = store.size(key)
-        if total is None or not _inside_root(store, key):
-            # Only keys this Store wrote: nothing else that happens to lie in a file://
-            # store's directory, and never through a link that points outside it.
-            return self._finish_status(404)
-        if_none_match = self.request.headers.get("If-None-Match")
+        if store.in_memory:
+            found = store.lookup(key)
+            if found is None:
+                return self._finish_status(404)
+            value, etag = found
+            total = len(value)
+        else:
+            total = store.size(key)
+            if total is None or not _inside_root(store, key):
+                # Only keys this Store wrote: nothing else that happens to lie in a
+                # file:// store's directory, and never through a link out of it.
+                return self._finish_status(404)
+            value = etag = None
         byte_range = _parse_range(range_header, total) if range_header else None
         if byte_range == "invalid":
             self.set_header("Content-Range", f"bytes */{total}")
             return self._finish_status(416)
-        read_range = slice(*byte_range) if byte_range else None
-        result = await _wrap(store.kvstore.read(key, byte_range=read_range))
-        if result.state != "value":
-            return self._finish_status(404)
-        body = result.value
-        etag = f'"{store.instance_id}-{result.stamp.generation.hex()}"'
+        if value is not None:
+            body = value[slice(*byte_range)] if byte_range else value
+        else:
+            read_range = slice(*byte_range) if byte_range else None
+            result = await _wrap(store.kvstore.read(key, byte_range=read_range))
+            if result.state != "value":
+                return self._finish_status(404)
+            body = result.value
+            etag = f'"{store.instance_id}-{result.stamp.generation.hex()}"'
         self.set_header("ETag", etag)
         self.set_header("Cache-Control", "no-cache")
         self.set_header("Content-Type", _content_type(key))
+        if_none_match = self.request.headers.get("If-None-Match")
         if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
             return self._finish_status(304)
         status = 200
@@ -266,7 +277,7 @@ class StoreHandler(tornado.web.RequestHandler):
             self.set_header("Content-Range", f"bytes {byte_range[0]}-{byte_range[1] - 1}/{total}")
         self.set_header("Content-Length", str(len(body)))
         if with_body:
-            self.write(body)
+            self.write(bytes(body) if not isinstance(body, bytes) else body)
         self.finish()
         return status
 

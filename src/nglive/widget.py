@@ -26,7 +26,7 @@ from .layers.base import Binding
 from .layers.local_annotations import LocalAnnotationLayer
 from .layers.meshes import MeshLayer
 from .layers.segment_properties import SegmentPropertiesLayer
-from .lifecycle import ViewerResources, collect_if_abandoned, weak_method
+from .lifecycle import UNDISPLAYED, ViewerResources, weak_method
 from .server import DataServer
 from .store import Store
 
@@ -112,6 +112,7 @@ class Viewer(anywidget.AnyWidget):
         self._last_error: str | None = None
         self._prefixes: set[str] = set()
         self._views: set[str] = set()
+        self._kernel_loop = _kernel_loop()
         self._closed = False
         self._resources = ViewerResources(self.store, owns_store, self.server, self.ng.token,
                                           self._executor)
@@ -162,13 +163,15 @@ class Viewer(anywidget.AnyWidget):
         view = str(content["nglive_view"])
         if content.get("open"):
             self._views.add(view)
+            UNDISPLAYED.discard(self)
             self._pin()
             return
         self._views.discard(view)
         if not self._views:
-            # No output shows it any more: keep it only if something still refers to it.
+            # No output shows it any more: keep it only while something refers to it
+            # (checked soon, and after later cells: the reference may go later).
             self._unpin()
-            _later(collect_if_abandoned, weakref.ref(self))
+            UNDISPLAYED.add(self, self._kernel_loop)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -640,6 +643,11 @@ class Viewer(anywidget.AnyWidget):
             raise RuntimeError("this viewer is closed; create a new nglive.Viewer()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"layer name must be a non-empty string, got {name!r}")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"layer name {name!r} is not valid Unicode (a lone surrogate); "
+                             "Neuroglancer's state cannot carry it") from None
         if name in self.layers:
             raise ValueError(
                 f"a bound layer named {name!r} exists; use its update() or remove_layer()"
@@ -716,20 +724,12 @@ class Viewer(anywidget.AnyWidget):
                 }
 
 
-def _later(func, *args) -> None:
-    """Run ``func(*args)`` soon, outside the caller's frame (which may hold references):
-    on the kernel's event loop in a notebook, else on a short-lived thread."""
+def _kernel_loop():
+    """The running event loop when made in a kernel's cell (its main thread), else None."""
     try:
-        loop = asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        loop = None
-    if loop is not None:
-        loop.call_later(0.2, func, *args)
-    else:
-        timer = threading.Timer(0.2, func, args)
-        timer.name = "nglive-collect"
-        timer.daemon = True
-        timer.start()
+        return None
 
 
 def _fit_view(state: neuroglancer.ViewerState, lo, hi) -> None:

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import re
 import secrets
+import ssl
 import threading
 import time
 import urllib.parse
@@ -32,7 +33,40 @@ import pyarrow as pa
 from .fake_graph import FakeGraph
 
 PROPERTY_LIMIT = 2_500_000
-CELL_TYPES = ("L2/3 IT", "L4 IT", "L5 ET", "BC", "MC", "astrocyte")
+# the labels of minnie65_public's aibs_metamodel_celltypes_v661
+CELL_TYPES = ("BC", "MC", "BPC", "NGC", "23P", "4P", "5P-IT", "6P-IT", "astrocyte")
+
+
+def self_signed_certificate(directory: str) -> tuple[str, str]:
+    """A certificate and key for 127.0.0.1, valid for a day, written to ``directory``."""
+    import ipaddress
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file = os.path.join(directory, "fake-cave.pem")
+    key_file = os.path.join(directory, "fake-cave-key.pem")
+    with open(cert_file, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_file, key_file
 
 
 def iso(t: float) -> str:
@@ -106,7 +140,8 @@ class FakeCave:
     """The fake deployment. ``base_url`` is both the global and the local server."""
 
     def __init__(self, datastack: str = "minnie65_public", *, n_cells: int = 40,
-                 sv_per_cell: int = 20, token: str | None = None, start_time: float | None = None):
+                 sv_per_cell: int = 20, token: str | None = None, start_time: float | None = None,
+                 tls_dir: str | None = None):
         self.datastack = datastack
         self.token = token or secrets.token_hex(16)
         self.valid_tokens = {self.token}
@@ -119,6 +154,7 @@ class FakeCave:
         self.states: dict[int, bytes] = {}
         self.properties: dict[int, bytes] = {}
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a valid token)
+        self.query_seconds: list[float] = []  # time to build each query's answer
         self._failures: list[tuple[str, int, str]] = []
         # {current root: outdated root} that roots_binary answers instead, as a lagging
         # cache would (what makes suggest_latest_roots return non-current ids)
@@ -128,6 +164,10 @@ class FakeCave:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        # HTTPS with a self-signed certificate (``cert_file``) when given a directory:
+        # Neuroglancer reads middleauth sources over https only, as real CAVE serves them.
+        self.tls_dir = tls_dir
+        self.cert_file: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -135,7 +175,14 @@ class FakeCave:
         handler = type("Handler", (_Handler,), {"cave": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "http"
+        if self.tls_dir is not None:
+            self.cert_file, key_file = self_signed_certificate(self.tls_dir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.cert_file, key_file)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1}, daemon=True,
                                         name="fake-cave")
@@ -346,6 +393,7 @@ class FakeCave:
         if t is None:
             return error(404, f"table {table} not found in version {v}")
         spec = json.loads(body or b"{}")
+        started = time.perf_counter()
         df = t.frame_at(self.graph, self.versions[int(v)])
         try:
             df = _apply_filters(df, spec, table)
@@ -358,7 +406,9 @@ class FakeCave:
             for col in [c for c in df.columns if "_position_" in c]:
                 df[col] = df[col].to_numpy(np.float64) * scale["xyz".index(col[-1])]
             headers["dataframe_resolution"] = ", ".join(str(float(r)) for r in res)
-        return Reply(200, arrow_stream(df), "data.arrow", headers)
+        reply = Reply(200, arrow_stream(df), "data.arrow", headers)
+        self.query_seconds.append(time.perf_counter() - started)
+        return reply
 
     # chunkedgraph
     def r_cg_api_versions(self, **_):
@@ -371,6 +421,12 @@ class FakeCave:
         if table != self.pcg_table:
             return error(404, f"graph table {table} not found")
         return json_reply(self.graphene_info())
+
+    def r_skeleton_info(self, ds, **_):
+        self._check_datastack(ds)
+        return json_reply({"@type": "neuroglancer_skeletons",
+                           "transform": [8, 0, 0, 0, 0, 8, 0, 0, 0, 0, 40, 0],
+                           "vertex_attributes": []})
 
     def r_is_latest(self, table, query, body, **_):
         ids = np.array(json.loads(body)["node_ids"], np.uint64)
@@ -502,6 +558,7 @@ def _apply_filters(df: pd.DataFrame, spec: dict, table: str) -> pd.DataFrame:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real servers
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
     cave: FakeCave
 
     def log_message(self, *args):  # quiet
@@ -566,6 +623,8 @@ _ROUTES = [(m, re.compile(p), public, name) for m, p, public, name in [
     ("GET", "/segmentation/api/versions", True, "r_cg_api_versions"),
     ("GET", "/segmentation/api/version", True, "r_cg_version"),
     ("GET", "/segmentation/table/" + _T + "/info", False, "r_graphene_info"),
+    ("GET", "/skeletoncache/api/v1/" + _DS + "/precomputed/skeleton/info", False,
+     "r_skeleton_info"),
     ("POST", _CG + "/is_latest_roots", False, "r_is_latest"),
     ("POST", _CG + "/roots_binary", False, "r_roots_binary"),
     ("GET", _CG + r"/node/(?P<root>\d+)/leaves", False, "r_leaves"),
@@ -603,14 +662,15 @@ def synapse_rows(graph: FakeGraph, n: int, rng: np.random.Generator, t: float) -
 
 def cell_rows(graph: FakeGraph, rng: np.random.Generator, t: float,
               n: int) -> pd.DataFrame:
-    """One cell-type row for each of the first ``n`` cells, at one of its supervoxels."""
+    """One cell-type row for each of the first ``n`` cells, at one of its supervoxels;
+    cell types in turn (cell 0 a basket cell, 1 a Martinotti cell, ...)."""
     sv = np.arange(n) * graph.sv_per_cell
     cols = {"id": np.arange(1, n + 1), "created": np.full(n, t)}
     for a, (lo, hi) in zip("xyz", ((20000, 60000), (20000, 60000), (15000, 25000)),
                            strict=True):
         cols[f"pt_position_{a}"] = rng.integers(lo, hi, n).astype(np.int64)
     cols["pt_supervoxel_id"] = graph.sv_ids[sv]
-    cols["cell_type"] = np.array(CELL_TYPES)[rng.integers(0, len(CELL_TYPES), n)]
+    cols["cell_type"] = np.array(CELL_TYPES)[np.arange(n) % len(CELL_TYPES)]
     cols["classification_system"] = np.full(n, "aibs_neuronal")
     return pd.DataFrame(cols)
 

@@ -126,7 +126,30 @@ def test_layers_that_need_a_bucket(scene, cave, client):
     assert not cave.states  # nothing was uploaded
 
 
-def test_properties_over_the_state_server_limit(viewer, cave, client):
+def test_layers_published_to_a_bucket_join_the_shared_state(scene, cave, client, tmp_path):
+    viewer, syn, cells = scene
+    viewer.add_meshes("shapes", {1: trimesh.creation.box()})
+    public = "https://example.org/study"
+    link = viewer.share(client, publish_to=tmp_path / "pub", publish_url=public,
+                        local_limit=1000)
+    state = cave.state(link.state_id)
+    no_kernel_address(json.dumps(state), cave, viewer)
+    layers = {la["name"]: la for la in state["layers"]}
+    assert list(layers) == ["imagery", "segmentation", SYN, CELLS, "shapes"]
+    # meshes and the 2000-row synapse table (over local_limit) went to the bucket
+    assert sorted(link.published.sources) == ["shapes", SYN]
+    for name in ("shapes", SYN):
+        sources = layers[name]["source"]
+        sources = [sources] if isinstance(sources, str | dict) else sources
+        urls = [s if isinstance(s, str) else s["url"] for s in sources]
+        assert urls and all(u.startswith(f"precomputed://{public}/") for u in urls), urls
+    assert (tmp_path / "pub" / SYN / "annotations" / "info").exists()
+    # the small cell table still travels inside the state, the labels via the state server
+    assert layers[CELLS]["source"]["url"] == "local://annotations"
+    assert "nglstate/api/v1/property/" in layers["segmentation"]["source"][-1]
+
+
+def test_properties_over_the_state_server_limit(viewer, cave, client, tmp_path):
     seg = viewer.add_datastack(client)
     n = 30_000
     big = pd.DataFrame({"pt_root_id": np.arange(1, n + 1, dtype=np.uint64),
@@ -136,6 +159,13 @@ def test_properties_over_the_state_server_limit(viewer, cave, client):
                                                 r"publish_to="):
         viewer.share(client)
     assert not cave.properties and not cave.states
+    link = viewer.share(client, publish_to=tmp_path / "pub",
+                        publish_url="https://example.org/pub")
+    seg_layer = cave.state(link.state_id)["layers"][1]
+    urls = [s if isinstance(s, str) else s["url"] for s in seg_layer["source"]]
+    assert urls[0].startswith("graphene://middleauth+")
+    assert urls[-1] == "precomputed://https://example.org/pub/segmentation/properties"
+    assert not cave.properties
 
 
 def test_a_layer_pointing_at_the_kernel_is_refused(scene, client, cave):

@@ -161,6 +161,38 @@ def test_refresh_carries_bound_segment_properties_along(viewer, cave, client):
     assert "new type" in info["inline"]["properties"][0]["values"]
 
 
+def test_table_as_segment_properties_one_row_per_segment(viewer, cave, client):
+    viewer.add_datastack(client)
+    cells = viewer.add_cave_table(client, CELLS, properties=["cell_type"])
+    props = cells.add_segment_properties(label_col="cell_type", tag_value_cols=["cell_type"])
+    assert props.name == "segmentation"
+    info = fetch_json(source_url(viewer, "segmentation", -1) + "/info")
+    tags = info["inline"]["properties"][-1]["tags"]
+    assert "stale" in tags and len(info["inline"]["ids"]) == 30
+    # two cells merged: both rows get one id; the first row's label is kept
+    g = cave.graph
+    merged = cave.merge([g.cell_root(5), g.cell_root(6)])
+    cells.update_ids()
+    df = cells.df
+    assert (df.loc[df["pt_root_id"] == merged, "id"].tolist()) == [6, 7]
+    info = fetch_json(source_url(viewer, "segmentation", -1) + "/info")
+    ids = info["inline"]["ids"]
+    assert len(ids) == 29 and ids.count(str(merged)) == 1
+    label = info["inline"]["properties"][0]["values"][ids.index(str(merged))]
+    assert label == df.loc[df["id"] == 6, "cell_type"].item()
+    tagging = info["inline"]["properties"][-1]
+    if "stale" in tagging["tags"]:  # nothing is stale any more
+        assert not any(tagging["tags"].index("stale") in v for v in tagging["values"])
+    assert props.error is None
+    # an edit of the table reaches the properties after the cell
+    df.loc[df["id"] == 6, "cell_type"] = "chandelier"
+    live.check_all()
+    viewer.wait()
+    props.wait()
+    info = fetch_json(source_url(viewer, "segmentation", -1) + "/info")
+    assert "chandelier" in info["inline"]["properties"][0]["values"]
+
+
 def test_edits_of_the_frame_regenerate_without_a_query(viewer, cave, client):
     cells = viewer.add_cave_table(client, CELLS, properties=["cell_type"])
     queries = cave.count("/query")
@@ -206,6 +238,16 @@ def test_server_errors_and_tokens(viewer, cave, client):
         cells.refresh()
     assert cells.generations == {"annotations": 0}
     assert "token" in viewer.status["error"]
+
+
+def test_freshness_unknown_when_the_chunkedgraph_fails(viewer, cave, client):
+    cave.fail_next("is_latest_roots", 500, "graph is busy")
+    cells = viewer.add_cave_table(client, CELLS)
+    assert cells.generations == {"annotations": 0} and not cells.df["stale"].any()
+    assert "stale root ids unknown" in viewer.status["error"]
+    assert "graph is busy" in viewer.status["error"]
+    cells.check_freshness()  # asked again, it answers
+    assert len(cells.stale_ids) == 3 and "unknown" not in viewer.status["error"]
 
 
 def test_filters_and_desired_resolution_are_the_query_keywords(viewer, cave, client):

@@ -157,3 +157,17 @@ def test_points_added_in_the_viewer_reshape_the_mesh(viewer):
     assert len(points) == 301
     assert alpha.groups["shape"].n_points == 301
     assert alpha.groups["shape"].report["volume"] > before * 1.2
+
+
+def test_voxel_grid_points_with_repeats_are_merged_and_meshed(viewer):
+    # points snapped to an 8-unit voxel grid, most of them landing on a voxel already used
+    rng = np.random.default_rng(4)
+    raw = ball(rng, 0, 6000, radius=48.0)
+    df = pd.DataFrame(np.round(raw / 8.0) * 8.0 + 0.0, columns=list("xyz"))
+    distinct = len(df.drop_duplicates())
+    assert distinct < len(df) / 2  # mostly repeats: the tracertools start alpha is 0
+    layer = viewer.add_alpha_mesh("voxels", df, alpha="auto")
+    rep = layer.reports().iloc[0]
+    assert rep["error"] is None and rep["watertight"]
+    assert rep["merged_duplicates"] == len(df) - distinct
+    assert rep["n_solids"] >= 1

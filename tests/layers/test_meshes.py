@@ -194,3 +194,9 @@ def test_fingerprint_describes_what_was_served_when_the_table_changes_mid_check(
     live.check_all()  # so the next check has nothing to redo
     layer.wait()
     assert layer.generations["properties"] == 1
+
+
+def test_layer_names_must_be_unicode(viewer):
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        viewer.add_meshes("shapes\ud800", {1: trimesh.creation.box()})
+    assert not viewer.layers

@@ -149,6 +149,21 @@ def test_duplicates_are_merged_and_counted():
     assert len(shaper.points) == 800
     rep = shaper.report(np.nextafter(shaper.critical_alphas[0], 0))
     assert rep.points_outside == 900
+    assert rep.merged_duplicates == 100
+    assert AlphaShaper(pts).report(1.0).merged_duplicates == 0
+
+
+def test_cavities_count_as_surfaces_not_solids_and_can_be_filled():
+    from mesh_shapes import sphere_shell
+
+    # a thick hollow ball: one solid (CGAL's count), two surfaces (outside, cavity shell)
+    shaper = AlphaShaper(sphere_shell(6000, 0.6, 1.0, seed=3))
+    alpha = shaper.optimal_alpha()
+    hollow = shaper.report(alpha)
+    assert (hollow.n_solids, hollow.n_components) == (1, 2)
+    filled = shaper.report(alpha, fill_cavities=True)
+    assert (filled.n_solids, filled.n_components) == (1, 1)
+    assert filled.volume > hollow.volume
 
 
 def test_report_solids_agree_with_tetrahedra_graph(small_cloud):

@@ -90,10 +90,14 @@ def test_auto_alpha_fallback_warns_and_follows_tracertools(points):
     assert got == (single[0] if single else tried[-1])
 
 
-def test_auto_alpha_rejects_mostly_duplicates():
-    pts = np.repeat(solid_torus(50, seed=2), 3, axis=0)
-    with pytest.raises(ValueError, match="duplicates"):
-        AlphaShaper(pts).auto_alpha()
+def test_auto_alpha_merges_mostly_duplicate_points():
+    # voxel-grid annotations: every point repeated; tracertools' rule would start at 0
+    distinct = solid_torus(2000, seed=2)
+    shaper = AlphaShaper(np.repeat(distinct, 3, axis=0))
+    alpha = shaper.auto_alpha()
+    assert alpha == AlphaShaper(distinct).auto_alpha()
+    rep = shaper.report(alpha)
+    assert rep.merged_duplicates == 4000 and rep.watertight
 
 
 def steps(shaper) -> np.ndarray:

@@ -29,6 +29,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def viewer():
+    """A real Viewer (real server on loopback, real Store), closed after the test."""
+    import nglive
+
+    v = nglive.Viewer()
+    yield v
+    v.close()
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """``moto_server`` on 127.0.0.1 (a real HTTP S3 API); yields its endpoint URL."""

@@ -21,13 +21,6 @@ from .helpers import bind_all
 URL = "https://data.example.org/pub"
 
 
-@pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
-
-
 def source_urls(layer: dict) -> list[str]:
     src = layer.get("source")
     src = src if isinstance(src, list) else [src]
@@ -362,3 +355,32 @@ def test_alpha_meshes_and_local_annotations_publish(viewer, tmp_path):
     assert len(manifests) == len(alpha.groups) == 2
     # local annotations travel inside the state as they are
     assert [a["point"] for a in layers["clicks"]["annotations"]] == [[1, 3, 5], [2, 4, 6]]
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    """Indexes of a few shards even for a small table (big tables get them by size)."""
+    from nglive.formats.annotations import sharding
+
+    monkeypatch.setattr(sharding, "TARGET_SHARD_BYTES", 8 << 10)
+
+
+def test_unchanged_shards_of_a_changed_index_are_copied_not_uploaded(viewer, tmp_path,
+                                                                      small_shards,
+                                                                      monkeypatch):
+    import nglive.publish.publisher as publisher
+
+    monkeypatch.setattr(publisher, "COPY_MIN_BYTES", 1)
+    cells, pts = bind_all(viewer)
+    first = viewer.publish(tmp_path, url=URL)
+    shards = [k for k in published_keys(tmp_path) if k.startswith("synapses/annotations/by_id.")]
+    assert len(shards) >= 4
+    pts.loc[pts.index[0], "score"] = 99.0
+    pub = viewer.publish(tmp_path, url=URL)
+    assert pub.files_copied > 0 and pub.bytes_copied > 0
+    assert pub.bytes_written + pub.bytes_copied < first.bytes_total
+    # the copies are whole: Neuroglancer's reader sees every annotation, the edit included
+    with StaticServer(tmp_path) as server:
+        viewer.publish(tmp_path, url=server.url)
+        got = decoded(f"{server.url}/synapses/annotations")
+    assert len(got) == len(pts) and got[int(pts.index[0])][1] == [99.0]

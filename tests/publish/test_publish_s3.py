@@ -8,19 +8,11 @@ import json
 import pytest
 import tensorstore as ts
 
-import nglive
 from nglive.publish import PublishError
 
 from .helpers import bind_all
 
 URL = "https://data.example.org/pub"
-
-
-@pytest.fixture
-def viewer():
-    v = nglive.Viewer()
-    yield v
-    v.close()
 
 
 def read_back(endpoint, bucket, prefix) -> dict[str, bytes]:
@@ -101,3 +93,28 @@ def test_missing_bucket_and_credentials_fail_before_writing(viewer, s3_server, b
     with pytest.raises(PublishError, match="AWS_SESSION_TOKEN"):
         viewer.publish(f"s3://{name}/x", endpoint=s3_server)
     assert "Contents" not in client.list_objects_v2(Bucket=name)
+
+
+def test_unchanged_shards_are_copied_server_side(viewer, s3_server, bucket, monkeypatch):
+    import nglive.publish.publisher as publisher
+    from nglive.formats.annotations import sharding
+
+    monkeypatch.setattr(sharding, "TARGET_SHARD_BYTES", 8 << 10)
+    monkeypatch.setattr(publisher, "COPY_MIN_BYTES", 1)
+    client, name = bucket
+    cells, pts = bind_all(viewer)
+    viewer.publish(f"s3://{name}/c", endpoint=s3_server)
+    pts.loc[pts.index[1], "score"] = 5.0
+    pub = viewer.publish(f"s3://{name}/c", endpoint=s3_server)
+    assert pub.files_copied > 0
+    objects = read_back(s3_server, name, "c")
+    copied = [k for k in pub_current(objects) if k.endswith(".shard")]
+    for key in copied:  # copies keep the metadata they were first uploaded with
+        head = client.head_object(Bucket=name, Key=f"c/{key}")
+        assert head["ContentType"] == "application/octet-stream"
+        assert "immutable" in head["CacheControl"]
+
+
+def pub_current(objects) -> list[str]:
+    record = json.loads(objects["nglive-publication.json"])
+    return [k for rec in record["sources"].values() for k in rec["current"]]

@@ -7,6 +7,7 @@ import http.client
 import threading
 import time
 import urllib.parse
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,20 @@ def collected(ref, timeout: float = 5.0) -> bool:
     return wait_for(lambda: (gc.collect(), ref() is None)[1], timeout, 0.1)
 
 
-def nglive_threads() -> list[str]:
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith("nglive"))
+# timers that come and go by design (a store's collection, the encode worker's idle
+# timer, undisplayed-viewer checks): not what a leak looks like
+TRANSIENT = ("nglive-store-gc", "nglive-encode-worker-idle", "nglive-collect")
+
+
+def nglive_threads() -> Counter:
+    """nglive's long-lived threads, by name (several viewers: several of one name)."""
+    return Counter(t.name for t in threading.enumerate()
+                   if t.name.startswith("nglive") and not t.name.startswith(TRANSIENT))
+
+
+def no_new_threads(before: Counter) -> bool:
+    """No nglive thread beyond those running at ``before`` (others' may have ended)."""
+    return not (nglive_threads() - before)
 
 
 def points_table(n: int, seed: int = 0) -> pd.DataFrame:

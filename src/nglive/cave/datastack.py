@@ -99,6 +99,11 @@ def add_datastack(viewer: Viewer, client, *, image: bool | str = True,
     The viewer's dimensions become the datastack's viewer resolution. Returns the
     segmentation layer's name (None without one); CAVE tables added later link to it.
     See :meth:`nglive.Viewer.add_datastack`.
+
+    Examples
+    --------
+    >>> add_datastack(viewer, CAVEclient("minnie65_public"))  # doctest: +SKIP
+    'segmentation'
     """
     sources = datastack_sources(client)
     space = coordinate_space(sources["resolution"])

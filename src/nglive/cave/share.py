@@ -191,6 +191,12 @@ def share(viewer: Viewer, client, *, site: str | None = None, publish_to=None,
     """Upload what ``viewer`` shows to the datastack's state server; return a link.
 
     See :meth:`nglive.Viewer.share`.
+
+    Examples
+    --------
+    >>> link = share(viewer, client)  # doctest: +SKIP
+    >>> link  # doctest: +SKIP
+    'https://spelunker.cave-explorer.org/#!middleauth+https://global.daf-apis.com/nglstate/api/v1/...'
     """
     require_caveclient()
     remember_token(client)
@@ -233,9 +239,6 @@ def share(viewer: Viewer, client, *, site: str | None = None, publish_to=None,
             "(viewer.remove_layer(name))")
     published = None
     if bucket:
-        if not hasattr(viewer, "publish"):
-            raise NotImplementedError("this nglive has no viewer.publish to publish "
-                                      f"layers {bucket} with")
         published = viewer.publish(publish_to, layers=bucket, url=publish_url)
         public = {lj["name"]: lj for lj in published.state.get("layers", [])}
     property_ids = {}
@@ -284,6 +287,10 @@ def load_state(viewer: Viewer, client, link_or_id) -> dict:
     """Open a shared state (a link or a state id) in ``viewer``; return its JSON.
 
     See :meth:`nglive.Viewer.load_state`.
+
+    Examples
+    --------
+    >>> state = load_state(viewer, client, link)  # doctest: +SKIP
     """
     require_caveclient()
     source = state_source(link_or_id)

@@ -23,10 +23,10 @@ from ..formats.annotations.coord_space import as_coord_space
 from ..formats.validation import TableError, as_uint64_ids
 from ..layers.annotations import AnnotationLayer
 from ..layers.base import Binding, frame_fingerprint
-from ..layers.segment_properties import SegmentPropertiesLayer
+from ..layers.segment_properties import SegmentPropertiesLayer, bound_columns
 from .credentials import remember_token
 from .datastack import datastack_segmentation
-from .errors import CaveNotFoundError, cave_call, require_caveclient
+from .errors import CaveError, CaveNotFoundError, cave_call, require_caveclient
 from .ids import is_current, update_ids
 
 if TYPE_CHECKING:
@@ -185,8 +185,12 @@ class CaveTableLayer(AnnotationLayer):
         self.table = table
         self.query_keywords = dict(query_keywords or {})
         self.timings: dict[str, float] = {}
+        # segment properties made by add_segment_properties: {binding: (id_col, keep)}
+        self._dependents: dict = {}
+        self._dependent_prints: dict = {}
         self.stale_ids = np.zeros(0, np.uint64)
         self.checked_ids = 0
+        self.freshness_error: str | None = None
         self.positions = ([position] if isinstance(position, str) else
                           list(position) if position is not None else
                           default_positions(df, annotation_type, table))
@@ -270,14 +274,23 @@ class CaveTableLayer(AnnotationLayer):
     def check_freshness(self) -> int:
         """Ask the chunkedgraph which root ids of the table are outdated (one
         ``is_latest_roots`` pass over the unique ids of every id column); set
-        ``df["stale"]`` and :attr:`stale_ids`. Returns how many distinct ids are stale."""
+        ``df["stale"]`` and :attr:`stale_ids`. Returns how many distinct ids are stale.
+
+        If the chunkedgraph cannot answer, the table stays bound and the status line
+        says freshness is unknown (no row is flagged).
+        """
         t = time.perf_counter()
         df = self.df
         columns = [as_uint64_ids(df[c], column=c) for c in self.id_columns]
+        self.freshness_error = None
         if columns:
             every = np.concatenate(columns)
             unique = np.unique(every)
-            current = is_current(self.client, unique)
+            try:
+                current = is_current(self.client, unique)
+            except CaveError as e:
+                self.freshness_error = str(e)
+                current = np.ones(len(unique), bool)
             self.stale_ids = unique[~current]
             self.checked_ids = int((unique != 0).sum())
             stale_rows = np.zeros(len(df), bool)
@@ -290,6 +303,8 @@ class CaveTableLayer(AnnotationLayer):
 
     def problems(self) -> list[str]:
         out = super().problems()
+        if self.freshness_error:
+            out.append(f"stale root ids unknown: {self.freshness_error}")
         if len(self.stale_ids):
             out.append(f"{len(self.stale_ids)} of {self.checked_ids} root ids are stale "
                        f"(rows flagged in {self.name}.df['stale']); "
@@ -315,9 +330,6 @@ class CaveTableLayer(AnnotationLayer):
         if wait:
             return self._requery(materialization_version, timestamp)
         return _queries.submit(self._requery, materialization_version, timestamp)
-
-    def check(self) -> None:
-        Binding.refresh(self, wait=False)
 
     def _requery(self, materialization_version, timestamp):
         self.updating = True
@@ -390,12 +402,91 @@ class CaveTableLayer(AnnotationLayer):
         return pd.concat(changes, ignore_index=True)
 
     def _follow(self, old_df: pd.DataFrame, wait: bool) -> None:
-        """Segment properties bound to this table's frame follow it (new rows, new ids)."""
+        """Segment properties fed by this table follow it (new rows, new ids): those
+        from :meth:`add_segment_properties` get their rows again, and any bound to
+        ``layer.df`` itself get the new frame."""
         for binding in list(self.viewer.layers.values()):
-            if binding is self or not isinstance(binding, SegmentPropertiesLayer):
+            if binding is self or not isinstance(binding, SegmentPropertiesLayer) \
+                    or binding.closed:
                 continue
-            if binding.df is old_df or binding.df is self.df:
+            if binding in self._dependents:
+                id_col, keep = self._dependents[binding]
+                binding.update(self._segment_rows(id_col, keep), wait=wait)
+            elif binding.df is old_df or binding.df is self.df:
                 binding.update(self.df, wait=wait)
+        self._dependent_prints = {b: self._dependent_print(b) for b in self._dependents}
+
+    # -- segment properties -----------------------------------------------------------
+
+    def _segment_rows(self, id_col: str, keep: str) -> pd.DataFrame:
+        df = self.df
+        ids = as_uint64_ids(df[id_col], column=id_col)
+        rows = df[ids != 0]
+        return rows[~rows[id_col].duplicated(keep=keep)].copy()
+
+    def _dependent_print(self, binding) -> bytes:
+        id_col, _ = self._dependents[binding]
+        cols = [id_col, *bound_columns(binding._keywords()), STALE_COLUMN]
+        return frame_fingerprint(self.df, list(dict.fromkeys(cols)))
+
+    def add_segment_properties(self, layer: str | None = None, *, id_col: str | None = None,
+                               keep: str = "first", wait: bool = True,
+                               **keywords) -> SegmentPropertiesLayer:
+        """Attach this table's columns as segment properties to a segmentation layer.
+
+        One row per segment: rows with id 0 (no segment) are left out, and of rows
+        sharing an id the ``keep="first"`` (or ``"last"``) is used. The ``stale`` column
+        is a tag, so outdated ids can be found in the Seg. tab (``#stale``). The
+        properties follow the table: edits of ``layer.df``, :meth:`refresh` and
+        :meth:`update_ids` regenerate them.
+
+        Parameters
+        ----------
+        layer : str, optional
+            The segmentation layer (the datastack's by default).
+        id_col : str, optional
+            The id column (``pt_root_id``, or the table's only root-id column).
+        **keywords
+            :meth:`nglive.Viewer.add_segment_properties` keywords (``label_col``,
+            ``tag_value_cols``, ``number_cols``, ``color_col``, ...).
+
+        Returns
+        -------
+        SegmentPropertiesLayer
+        """
+        target = layer or datastack_segmentation(self.viewer)
+        if target is None:
+            raise ValueError("no segmentation layer to attach to: add the datastack first "
+                             "(viewer.add_datastack(client)) or name a layer")
+        if id_col is None:
+            id_col = ("pt_root_id" if "pt_root_id" in self.id_columns
+                      else self.id_columns[0] if len(self.id_columns) == 1 else None)
+            if id_col is None:
+                raise ValueError(f"say which id column holds the segments: id_col= one of "
+                                 f"{self.id_columns}")
+        _check_columns(self.df, self.table, [id_col], "segment ids")
+        if keep not in ("first", "last"):
+            raise ValueError(f"keep must be 'first' or 'last', not {keep!r}")
+        explicit = {"label_col", "description_col", "string_cols", "number_cols",
+                    "tag_value_cols", "tag_bool_cols"} & set(keywords)
+        if explicit:
+            tags = keywords.get("tag_bool_cols") or []
+            tags = [tags] if isinstance(tags, str) else list(tags)
+            keywords["tag_bool_cols"] = list(dict.fromkeys([*tags, STALE_COLUMN]))
+        binding = self.viewer.add_segment_properties(
+            target, self._segment_rows(id_col, keep), id_col=id_col, wait=wait, **keywords)
+        self._dependents[binding] = (id_col, keep)
+        self._dependent_prints[binding] = self._dependent_print(binding)
+        return binding
+
+    def check(self) -> None:
+        Binding.refresh(self, wait=False)
+        for binding in [b for b in self._dependents if not b.closed]:
+            now = self._dependent_print(binding)
+            if now != self._dependent_prints.get(binding):  # layer.df was edited
+                self._dependent_prints[binding] = now
+                id_col, keep = self._dependents[binding]
+                binding.update(self._segment_rows(id_col, keep), wait=False)
 
 
 def _like(values: np.ndarray, column: pd.Series):
@@ -414,6 +505,13 @@ def add_cave_table(viewer: Viewer, client, table: str, annotation_type: str = "p
     """Query ``table`` and bind it to ``viewer`` as a live annotation layer.
 
     See :meth:`nglive.Viewer.add_cave_table`.
+
+    Examples
+    --------
+    >>> syn = add_cave_table(viewer, client, "synapses_pni_2", "line",
+    ...                      filter_equal_dict={"post_pt_root_id": root})  # doctest: +SKIP
+    >>> syn.df.attrs["dataframe_resolution"]  # doctest: +SKIP
+    [4.0, 4.0, 40.0]
     """
     name = name or table
     viewer._check_new_name(name)

@@ -35,6 +35,11 @@ def _vertices_faces(mesh, segment_id) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(vertices).all():
         raise TableError("a vertex coordinate is not finite", column="meshes",
                          row=int(segment_id))
+    big = np.abs(vertices) > np.finfo(np.float32).max  # would be written as infinity
+    if big.any():
+        raise TableError("a vertex coordinate overflows float32", column="meshes",
+                         row=int(segment_id), value=float(vertices[big][0]),
+                         accepted="coordinates within float32 range (about 3.4e38)")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise TableError("a face refers to a vertex that does not exist", column="meshes",
                          row=int(segment_id))

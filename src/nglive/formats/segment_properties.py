@@ -299,7 +299,8 @@ def _label_values(df, label_cols, label_separator, label_format_map, extra) -> n
         return _format_labels(df, label_format_map, extra)
     if len(label_cols) == 1 and pd.api.types.infer_dtype(df[label_cols[0]], skipna=False) == (
         "string"
-    ):  # all str, nothing missing: nothing to convert
+    ) and not df[label_cols[0]].hasnans:  # all str, nothing missing: nothing to convert
+        # (hasnans: a string[pyarrow] column says "string" with missing values too)
         return df[label_cols[0]].to_numpy(dtype=object)
     out = None
     for col in label_cols:
@@ -610,7 +611,49 @@ def _build(
             df, tag_value_cols, tag_bool_cols, tag_descriptions,
             allow_disambiguation, prepend_col_name,
         )
+    _check_text(props, df, label_format_map or ", ".join(map(str, label_cols)),
+                description_col, string_cols, tag_value_cols + tag_bool_cols)
     return props
+
+
+def _joined(values) -> str:
+    try:
+        return "\x1f".join(values)
+    except TypeError:  # not all str
+        return "\x1f".join(map(str, values))
+
+
+def _not_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_text(props: SegmentProperties, df, label_name, description_col, string_cols,
+                tag_cols) -> None:
+    """Text that is not Unicode (a lone surrogate, e.g. from bytes decoded with
+    ``surrogateescape``) cannot be written as UTF-8 JSON: name where it is instead of
+    writing a corrupt file. One join per property; rows are searched only on failure."""
+    columns = [(props.label, label_name), (props.description, description_col),
+               *zip(props.strings, string_cols, strict=True)]
+    for prop, column in columns:
+        if prop is None or not _not_unicode("\x1f".join(map(str, prop.values))):
+            continue
+        pos = next(i for i, v in enumerate(prop.values) if _not_unicode(str(v)))
+        raise TableError("text is not valid Unicode (a lone surrogate); JSON cannot carry it",
+                         column=column, row=df.index[pos], value=prop.values[pos],
+                         accepted="Unicode text (decode bytes with their real encoding)")
+    names = [p.id for p in (*props.strings, *props.numbers)]
+    texts = [*names, *(props.tags.tags if props.tags else []),
+             *((props.tags.tag_descriptions or []) if props.tags else [])]
+    for text in texts:
+        if _not_unicode(str(text)):
+            column = text if text in names else ", ".join(map(str, tag_cols))
+            raise TableError("text is not valid Unicode (a lone surrogate); JSON cannot "
+                             "carry it", column=column, value=text,
+                             accepted="Unicode text (decode bytes with their real encoding)")
 
 
 # --------------------------------------------------------------------------- public

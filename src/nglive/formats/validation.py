@@ -104,7 +104,9 @@ def as_uint64_ids(values, *, column: str, index=None) -> np.ndarray:
         if values.isna().any():
             fail(values.isna().to_numpy(), "missing id")
         if pd.api.types.is_integer_dtype(values.dtype):
-            arr = values.to_numpy(dtype=str(values.dtype).lower())
+            # nullable (Int64) and pyarrow (uint64[pyarrow]) integers alike
+            arr = values.to_numpy(dtype=getattr(values.dtype, "numpy_dtype", None)
+                                  or str(values.dtype).lower())
         else:
             arr = values.astype(object).to_numpy()
     if arr.dtype == np.uint64:

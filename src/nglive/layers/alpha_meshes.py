@@ -237,13 +237,20 @@ class AlphaMeshLayer(Binding):
         return g.shaper
 
     def reports(self) -> pd.DataFrame:
-        """One row per group: segment id, alpha, watertight, volume, points, error."""
+        """One row per group: segment id, alpha, watertight, volume, points, error.
+
+        ``n_solids`` counts solid components (cavities do not count, as in CGAL);
+        ``n_components`` counts surfaces, a sealed cavity's shell included (mesh with
+        ``fill_cavities=True`` to drop them); ``merged_duplicates`` counts repeated
+        points merged before meshing.
+        """
         rows = []
         for g in self.groups.values():
             rows.append({"group": g.label, "segment_id": g.segment_id, "alpha": g.alpha,
                          "points": g.n_points, **{k: g.report.get(k) for k in (
-                             "watertight", "is_volume", "n_components", "points_outside",
-                             "volume")}, "error": g.error})
+                             "watertight", "is_volume", "n_components", "n_solids",
+                             "points_outside", "merged_duplicates", "volume")},
+                         "error": g.error})
         return pd.DataFrame(rows)
 
     def meshes(self) -> dict:

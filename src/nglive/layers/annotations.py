@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..encode_worker import run_encoder
 from ..formats.annotations import encode_annotations
 from ..formats.annotations.coord_space import as_coord_space, geometry_columns
 from .base import Binding, BoundSource, frame_fingerprint
@@ -74,9 +75,12 @@ class AnnotationLayer(Binding):
         # ~0.1 s against ~0.6 s for 100k one-per-key files, and at 1k rows they are
         # even (benchmarks/results/live_annotations.json).
         keywords = dict(self.write_keywords)
-        files = encode_annotations(
-            df, self.coord_space, self.annotation_type, properties=self.properties,
-            relationships=self.relationships, polyline_points=pts, **keywords)
+        rows = len(df) if df is not None else len(pts)
+        # big tables are encoded in a worker process: the kernel keeps serving meanwhile
+        files = run_encoder(
+            encode_annotations, df, self.coord_space, self.annotation_type,
+            properties=self.properties, relationships=self.relationships,
+            polyline_points=pts, rows=rows, **keywords)
         self.info = json.loads(files["info"])
         return files
 

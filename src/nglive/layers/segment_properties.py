@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..encode_worker import run_encoder
 from ..formats.colors import hex_colors
 from ..formats.segment_properties import segment_properties_json
 from ..formats.validation import TableError, as_uint64_ids, require_columns
@@ -69,7 +70,8 @@ def properties_source(
 
     def encode(snap):
         df, kw = snap
-        return {"info": segment_properties_json(df, **kw)}
+        # big tables are encoded in a worker process: the kernel keeps serving meanwhile
+        return {"info": run_encoder(segment_properties_json, df, rows=len(df), **kw)}
 
     return BoundSource(
         "properties",

@@ -31,12 +31,19 @@ class AlphaReport:
         boolean. Stricter than trimesh's ``is_volume``, which misses pinched vertices.
     n_components : int
         Pieces of surface connected through vertices (trimesh's ``body_count``, the
-        count tracertools tests for "one body").
+        count tracertools tests for "one body"). The surface of each internal cavity
+        is a piece of its own.
     n_solids : int
-        Face-connected groups of kept tetrahedra (a hollow shell is one solid but two
-        surface components).
+        Solid components: face-connected groups of kept tetrahedra, as CGAL's
+        ``Alpha_shape_3::number_of_solid_components`` counts them. Cavities do not
+        count: a hollow ball is one solid with two surface components (its outside and
+        its cavity's shell). ``fill_cavities=True`` fills sealed cavities, dropping
+        their shells from the mesh (then ``n_components`` counts outer surfaces only).
     points_outside : int
         Input points (duplicates counted) not inside the shape.
+    merged_duplicates : int
+        Input points that repeated another one exactly and were merged before
+        triangulating (voxel-grid annotations often have many).
     volume : float
         Volume of the kept tetrahedra, in the input's units cubed.
     area : float
@@ -58,6 +65,7 @@ class AlphaReport:
     area: float
     non_manifold_edges: int
     pinched_vertices: int
+    merged_duplicates: int = 0
 
     def to_dict(self) -> dict:
         """Plain Python values (for JSON, segment properties, a DataFrame row)."""
@@ -78,7 +86,7 @@ class AlphaShaper:
         ``(n, 3)`` coordinates, at least 4 distinct points not all in one plane. Exactly
         co-spherical or lattice points are fine: the triangulation runs on a copy with a
         deterministic jitter of 1e-8 x the bounding-box diagonal; meshes use the original
-        coordinates.
+        coordinates. Repeated points are merged (the report says how many).
     name : str
         How to name this point set in error messages (e.g. the group).
 
@@ -222,6 +230,7 @@ class AlphaShaper:
             area=area,
             non_manifold_edges=int(len(chk.non_manifold_edges)),
             pinched_vertices=int(len(chk.pinched_vertices)),
+            merged_duplicates=int(len(t.input_points) - len(t.points)),
         )
 
     # ------------------------------------------------------------------ alpha search

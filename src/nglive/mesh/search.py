@@ -49,8 +49,9 @@ def _watertight(faces: np.ndarray, n: int) -> bool:
 def auto_alpha(shaper, *, factor: float = 1.5, max_passes: int = 15) -> float:
     """The alpha tracertools' ``make_mesh_from_points`` settles on, on the cached triangulation.
 
-    Starts at 1.5 x the median nearest-neighbour distance of the input points (duplicates
-    included, as a k=2 KD-tree query gives it) and multiplies alpha by ``factor`` after
+    Starts at 1.5 x the median nearest-neighbour distance of the distinct input points
+    (tracertools queries the raw points, where a repeated point's neighbour is at distance
+    0: with many repeats it would start at 0) and multiplies alpha by ``factor`` after
     every pass whose mesh is not both watertight (every edge in two faces) and one body
     (one vertex-connected piece), for at most ``max_passes`` passes.
 
@@ -82,13 +83,9 @@ def auto_alpha(shaper, *, factor: float = 1.5, max_passes: int = 15) -> float:
     """
     t = shaper.triangulation
     n = len(t.points)
-    alpha = start_alpha(t.input_points)
-    if alpha == 0.0:
-        raise ValueError(
-            f"{shaper.name}: more than half of the points are duplicates, so the median "
-            "nearest-neighbour distance (the tracertools start alpha) is 0; deduplicate "
-            "the points or pass an alpha"
-        )
+    # Over the distinct points: with repeated points (voxel-grid annotations) the median
+    # distance to the nearest neighbour, tracertools' start, would be 0.
+    alpha = start_alpha(t.points)
     first_single = None
     tried = []
     for _ in range(max_passes):

@@ -76,7 +76,7 @@ def default_alphas(shaper, n: int = 48) -> np.ndarray:
     circumradius.
     """
     t = shaper.triangulation
-    a0 = start_alpha(t.input_points)
+    a0 = start_alpha(t.points)
     crit = t.critical_alphas
     top = float(crit[-1]) * 1.0001 if crit.size else a0 * 100
     lo = a0 / 2 if a0 > 0 else float(crit[0])

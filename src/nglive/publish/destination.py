@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import sys
 import tempfile
 import urllib.parse
@@ -58,12 +59,27 @@ class Destination:
         raise NotImplementedError
 
     def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
-        """Write every file whole; ``progress(nbytes)`` after each one."""
+        """Write every file whole, several at once; ``progress(nbytes)`` as they land."""
+        try:
+            _run_parallel(self._write_one, files, progress)
+        except Exception as e:  # noqa: BLE001 - reported as what the destination said
+            raise self._error(e) from e
+
+    def _write_one(self, f: FileOut) -> int:
+        """Write one file whole; return its size."""
         raise NotImplementedError
+
+    def _error(self, error: BaseException) -> BaseException:
+        return error
 
     def delete(self, keys: list[str]) -> None:
         """Delete ``keys`` (missing ones are ignored)."""
         raise NotImplementedError
+
+    def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
+        """Copy ``(existing key, new key)`` pairs within the destination, whole; return
+        the new keys that were not copied (the caller uploads those)."""
+        return {dst for _src, dst in pairs}
 
 
 # ----------------------------------------------------------------------------- directory
@@ -120,20 +136,39 @@ class DirectoryDestination(Destination):
     def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
         for parent in sorted({self._path(f.key).parent for f in files}):
             parent.mkdir(parents=True, exist_ok=True)
+        super().write(files, progress)
 
-        def write_one(f: FileOut) -> int:
-            path = self._path(f.key)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nglive-", suffix=".tmp")
+    def _write_one(self, f: FileOut) -> int:
+        path = self._path(f.key)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nglive-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(f.data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return len(f.data)
+
+    def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
+        # Files are only ever replaced by a rename, never changed in place, so a hard
+        # link shares the bytes safely (a copy where links are not possible).
+        failed = set()
+        for src, dst in pairs:
+            source, target = self._path(src), self._path(dst)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".nglive-{os.getpid()}-{target.name}.tmp")
             try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(f.data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            return len(f.data)
-
-        _run_parallel(write_one, files, progress)
+                tmp.unlink(missing_ok=True)
+                try:
+                    os.link(source, tmp)
+                except OSError:
+                    shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                failed.add(dst)
+        return failed
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -258,21 +293,31 @@ class CloudFilesDestination(Destination):
         except Exception as e:  # noqa: BLE001
             raise _bucket_error(self.url, e) from e
 
-    def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
-        def write_one(f: FileOut) -> int:
-            self._cf.put(f.key, bytes(f.data), content_type=f.content_type,
-                         compress="gzip" if f.gzip else None, cache_control=f.cache_control,
-                         raw=False)
-            return len(f.data)
+    def _write_one(self, f: FileOut) -> int:
+        self._cf.put(f.key, bytes(f.data), content_type=f.content_type,
+                     compress="gzip" if f.gzip else None, cache_control=f.cache_control,
+                     raw=False)
+        return len(f.data)
 
-        try:
-            _run_parallel(write_one, files, progress)
-        except Exception as e:  # noqa: BLE001
-            raise _bucket_error(self.url, e) from e
+    def _error(self, error: BaseException) -> BaseException:
+        return _bucket_error(self.url, error)
 
     def delete(self, keys: list[str]) -> None:
         if keys:
             self._cf.delete(keys)
+
+    def copy(self, pairs: list[tuple[str, str]]) -> set[str]:
+        if not pairs:
+            return set()
+        # within one bucket cloud-files copies server side (S3 CopyObject, GCS copy),
+        # keeping Content-Type, Cache-Control and Content-Encoding
+        try:
+            # (dict paths: cloud-files' bucket-internal copy does not take pairs)
+            self._cf.transfer_to(self._cf, paths=[{"path": src, "dest_path": dst}
+                                                  for src, dst in pairs])
+        except Exception:  # noqa: BLE001 - the caller uploads what was not copied
+            return {dst for _src, dst in pairs if not self._cf.exists(dst)}
+        return set()
 
 
 class KvStoreDestination(Destination):
@@ -318,15 +363,12 @@ class KvStoreDestination(Destination):
             raise _bucket_error(self.url, e) from e
         return bytes(result.value) if result.state == "value" else None
 
-    def write(self, files: list[FileOut], progress: Callable[[int], None]) -> None:
-        def write_one(f: FileOut) -> int:
-            self._kv.write(f.key, bytes(f.data)).result()
-            return len(f.data)
+    def _write_one(self, f: FileOut) -> int:
+        self._kv.write(f.key, bytes(f.data)).result()
+        return len(f.data)
 
-        try:
-            _run_parallel(write_one, files, progress)
-        except Exception as e:  # noqa: BLE001
-            raise _bucket_error(self.url, e) from e
+    def _error(self, error: BaseException) -> BaseException:
+        return _bucket_error(self.url, error)
 
     def delete(self, keys: list[str]) -> None:
         for f in [self._kv.delete(k) for k in keys]:
@@ -389,8 +431,16 @@ def _run_parallel(fn: Callable[[FileOut], int], files: list[FileOut],
         for f in files:
             progress(fn(f))
         return
+    # a task per batch of files: thousands of small mesh files would otherwise spend
+    # more time in the pool's bookkeeping than in writing
+    per_task = max(1, min(64, len(files) // (4 * PARALLEL_WRITES)))
+    batches = [files[i:i + per_task] for i in range(0, len(files), per_task)]
+
+    def run(batch: list[FileOut]) -> int:
+        return sum(fn(f) for f in batch)
+
     with concurrent.futures.ThreadPoolExecutor(PARALLEL_WRITES) as pool:
-        futures = [pool.submit(fn, f) for f in files]
+        futures = [pool.submit(run, b) for b in batches]
         try:
             for fut in concurrent.futures.as_completed(futures):
                 progress(fut.result())

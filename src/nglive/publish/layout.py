@@ -27,10 +27,18 @@ class SourceLayout:
     data: dict[str, bytes] = field(default_factory=dict)
     switch: dict[str, bytes] = field(default_factory=dict)  # insertion order = write order
     kind: str = "unknown"
+    # content hash of every file, computed once (the largest cost of an unchanged publish)
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def files(self) -> dict[str, bytes]:
         return {**self.data, **self.switch}
+
+    def digest_of(self, key: str) -> str:
+        if key not in self.digests:
+            value = self.data[key] if key in self.data else self.switch[key]
+            self.digests[key] = digest(value)
+        return self.digests[key]
 
 
 def digest(data) -> str:
@@ -39,9 +47,10 @@ def digest(data) -> str:
 
 
 def _tag(parts) -> str:
+    """A tag over (name, digest) pairs."""
     h = hashlib.blake2b(digest_size=8)
-    for name, data in parts:
-        h.update(name.encode() + b"\0" + digest(data).encode() + b"\0")
+    for name, d in parts:
+        h.update(name.encode() + b"\0" + d.encode() + b"\0")
     return h.hexdigest()[:TAG_LENGTH]
 
 
@@ -107,11 +116,14 @@ def _annotations(files: dict[str, bytes], info: dict) -> SourceLayout:
     renamed: dict[str, str] = {}
     for directory, keys in by_dir.items():
         keys.sort()
-        tag = _tag((k[len(directory) + 1:], files[k]) for k in keys)
+        digests = {k: digest(files[k]) for k in keys}
+        tag = _tag((k[len(directory) + 1:], digests[k]) for k in keys)
         new_dir = f"{directory}.{tag}"
         renamed[directory] = new_dir
         for k in keys:
-            layout.data[new_dir + k[len(directory):]] = files[k]
+            name = new_dir + k[len(directory):]
+            layout.data[name] = files[k]
+            layout.digests[name] = digests[k]
     for k in loose:  # files outside any index (none today): copied as they are
         layout.data[k] = files[k]
     for e in entries:
@@ -135,8 +147,10 @@ def _legacy_meshes(files: dict[str, bytes]) -> SourceLayout:
             if frag not in files:
                 published.append(frag)  # dangling already; leave the reference alone
                 continue
-            name = f"{frag}.{_tag([('', files[frag])])}"
+            d = digest(files[frag])
+            name = f"{frag}.{_tag([('', d)])}"
             layout.data[name] = files[frag]
+            layout.digests[name] = d
             listed.add(frag)
             published.append(name)
         layout.switch[m] = json.dumps({"fragments": published}).encode()

@@ -161,11 +161,16 @@ def publish_store(
 
     retire_all_others = viewer is None or layers is None
     now = time.time()
-    if plan.data or plan.switch or state_changed:
+    if plan.data or plan.switch or plan.copies or state_changed:
         record.pending.update({f.key: d for f, d in plan.data + plan.switch})
+        record.pending.update({dst: d for _src, dst, d in plan.copies})
         _save(destination, record)  # the first write: permissions fail here, harmlessly
         with _progress_bar(sum(len(f.data) for f, _ in plan.data + plan.switch),
                            progress) as bar:
+            uncopied = destination.copy([(src, dst) for src, dst, _d in plan.copies])
+            for _src, dst, d in plan.copies:  # a destination that cannot copy: upload
+                if dst in uncopied:
+                    plan.data.append((plan.copy_files[dst], d))
             destination.write([f for f, _ in plan.data], bar)
             destination.write([f for f, _ in plan.switch], bar)
         if state_changed:
@@ -175,9 +180,12 @@ def publish_store(
         result.files_written = len(plan.data) + len(plan.switch) + int(state_changed)
         result.bytes_written = sum(len(f.data) for f, _ in plan.data + plan.switch) + (
             len(state_bytes) if state_changed else 0)
+        result.files_copied = len(plan.copies) - len(uncopied)
+        result.bytes_copied = sum(len(plan.copy_files[dst].data) for _s, dst, _d in plan.copies
+                                  if dst not in uncopied)
     _update_record(record, layouts, now, retire_all_others)
     doomed = _expired(record, now, retain)
-    if doomed or result.files_written:
+    if doomed or result.files_written or result.files_copied:
         destination.delete(doomed)
         result.files_deleted = len(doomed)
         _save(destination, record)
@@ -185,30 +193,48 @@ def publish_store(
     return result
 
 
+# Files at least this large are copied within the destination when it already holds the
+# same bytes under another name (an unchanged shard of an index that did change).
+COPY_MIN_BYTES = 64 << 10
+
+
 class _Plan:
     def __init__(self):
         self.data: list[tuple[FileOut, str]] = []
         self.switch: list[tuple[FileOut, str]] = []
+        self.copies: list[tuple[str, str, str]] = []  # (existing key, new key, digest)
+        self.copy_files: dict[str, FileOut] = {}  # the upload to fall back on
 
 
 def _plan(layouts: dict[str, SourceLayout], record: PublicationRecord, compress: bool,
           force: bool) -> _Plan:
-    """The files that differ from what the destination holds, data before switch files."""
+    """The files that differ from what the destination holds, data before switch files.
+
+    A data file whose bytes the destination already holds under another key (a shard
+    that did not change, in the new directory of an index that did) is copied there
+    instead of uploaded.
+    """
     known = record.known()
+    by_digest = {d: k for k, d in known.items()}
     plan = _Plan()
     for name, layout in layouts.items():
         for part, target, immutable in ((layout.data, plan.data, True),
                                         (layout.switch, plan.switch, False)):
             for key, value in part.items():
                 full = f"{name}/{key}"
-                d = digest(value)
+                d = layout.digest_of(key)
                 if not force and known.get(full) == d:
                     continue
                 tagged = immutable and layout.kind != "unknown"
-                target.append((FileOut(
-                    full, value, _content_type(key),
-                    _IMMUTABLE if tagged else _NO_CACHE,
-                    gzip=compress and not key.endswith(".shard")), d))
+                out = FileOut(full, value, _content_type(key),
+                              _IMMUTABLE if tagged else _NO_CACHE,
+                              gzip=compress and not key.endswith(".shard"))
+                if (tagged and not force and d in by_digest and by_digest[d] != full
+                        and len(value) >= COPY_MIN_BYTES):
+                    plan.copies.append((by_digest[d], full, d))
+                    plan.copy_files[full] = out
+                else:
+                    target.append((out, d))
     return plan
 
 
@@ -220,7 +246,7 @@ def _update_record(record: PublicationRecord, layouts: dict[str, SourceLayout], 
         in_use.update(f"{name}/{k}" for k in layout.files)
     for name, layout in layouts.items():
         rec = record.sources.setdefault(name, SourceRecord())
-        new = {f"{name}/{k}": digest(v) for k, v in layout.files.items()}
+        new = {f"{name}/{k}": layout.digest_of(k) for k in layout.files}
         old = {k: d for k, d in rec.current.items() if k not in in_use}
         if old:
             rec.retired.append(Retired(now, old))

@@ -131,7 +131,9 @@ class Published:
         Layers served by the kernel that were not published (left out of ``state``).
     files, bytes_total : int
         Files and bytes of the publication; ``files_written``/``bytes_written`` what this
-        call wrote (unchanged files are not written again).
+        call uploaded (unchanged files are not written again), ``files_copied``/
+        ``bytes_copied`` what it copied within the destination instead (unchanged shards
+        of a changed index).
     """
 
     dest: str
@@ -143,6 +145,8 @@ class Published:
     bytes_total: int = 0
     files_written: int = 0
     bytes_written: int = 0
+    files_copied: int = 0
+    bytes_copied: int = 0
     files_deleted: int = 0
     seconds: float = 0.0
     site: str = DEFAULT_SITE
@@ -150,7 +154,9 @@ class Published:
     def __repr__(self) -> str:
         return (f"<Published {self.dest} -> {self.base_url}: {len(self.sources)} layers, "
                 f"{self.files} files; wrote {self.files_written} files "
-                f"({self.bytes_written:,} bytes) in {self.seconds:.2f} s>")
+                f"({self.bytes_written:,} bytes)"
+                + (f", copied {self.files_copied}" if self.files_copied else "")
+                + f" in {self.seconds:.2f} s>")
 
     def url(self, site: str | None = None) -> str:
         """A Neuroglancer link with the whole state in its fragment."""
