@@ -63,30 +63,6 @@ def test_components_match_trimesh_body_count():
         assert surface_check(mesh.faces).watertight == ref.is_watertight
 
 
-def test_pinched_vertices_agree_with_open3d():
-    o3d = pytest.importorskip("open3d")
-    shaper = AlphaShaper(solid_torus(3000, seed=8))
-    seen_pinch = False
-    for alpha in np.geomspace(0.2, 0.6, 25):
-        mesh = shaper.mesh(alpha)
-        chk = surface_check(mesh.faces)
-        if not chk.watertight or len(mesh.faces) == 0:
-            continue
-        om = o3d.geometry.TriangleMesh(
-            o3d.utility.Vector3dVector(mesh.vertices), o3d.utility.Vector3iVector(mesh.faces)
-        )
-        ref = np.asarray(om.get_non_manifold_vertices())
-        assert sorted(chk.pinched_vertices.tolist()) == sorted(ref.tolist()), alpha
-        seen_pinch |= chk.pinched_vertices.size > 0
-    if not seen_pinch:  # still compare on a constructed pinch
-        faces = np.concatenate([TET, np.where(TET == 0, 0, TET + 3)])
-        om = o3d.geometry.TriangleMesh(
-            o3d.utility.Vector3dVector(np.random.default_rng(0).random((7, 3))),
-            o3d.utility.Vector3iVector(faces),
-        )
-        assert np.asarray(om.get_non_manifold_vertices()).tolist() == [0]
-
-
 def pinched_by_brute_force(faces: np.ndarray) -> list[int]:
     """Vertices whose link (the edges opposite them) falls apart into several loops.
 
