@@ -13,7 +13,7 @@ def client():
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, memory_limit="2GiB") as cluster, \
+                      dashboard_address=":0", memory_limit="2GiB") as cluster, \
             Client(cluster) as c:
         yield c
 

@@ -150,7 +150,7 @@ def test_one_worker_and_unshuffled_levels_give_the_pandas_bytes(tmp_path):
     kw = dict(KW, target_chunk_limit=200, shuffle_before_assigning_spatial_levels=False)
     write_annotations(df, "xyz", "point", output_dir=tmp_path / "pandas", **kw)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=":0") as cluster, Client(cluster):
         write_annotations(partitioned(df, [6_000, 1, 8_999]), "xyz", "point",
                           output_dir=tmp_path / "dask", **kw)
     assert_same_source(tmp_path / "pandas", tmp_path / "dask")
@@ -192,7 +192,7 @@ def test_a_worker_killed_while_writing_a_shard_is_retried_without_trace(tmp_path
     write_annotations(df, "xyz", "point", output_dir=tmp_path / "pandas", **KW)
     monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "crashed-once"))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=":0") as cluster, Client(cluster):
         write_annotations(dd.from_pandas(df, npartitions=3), "xyz", "point",
                           output_dir=tmp_path / "dask", **KW)
     assert (tmp_path / "crashed-once").exists()  # a worker did die
@@ -210,7 +210,7 @@ def test_to_s3_on_loopback(s3_server, s3_credentials, tmp_path):
             "aws_region": "us-east-1"}
     # worker threads share this process's credentials
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=":0") as cluster, Client(cluster):
         write_annotations(dd.from_pandas(df, npartitions=2), "xyz", "point", output_dir=spec,
                           **KW)
     kv = ts.KvStore.open(spec).result()
