@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,3 +119,22 @@ def test_polyline_errors():
     assert (err.column, err.value) == ("annotation_id", 2)
     err = fails(None, kind="polyline")
     assert err.column == "annotation_id"
+
+
+def test_category_label_that_is_not_unicode_names_its_row():
+    # bytes decoded with surrogateescape leave lone surrogates that no UTF-8 JSON carries
+    kind = pd.Categorical(["ok", "b\udcff", "ok"])
+    err = fails(points(kind=kind), properties=["kind"])
+    assert (err.column, err.row, err.value) == ("kind", 11, "b\udcff")
+    assert "Unicode" in str(err)
+    err = fails(points(kind=[0, 1, 0]),
+                properties=[{"id": "kind", "type": "uint8", "enum_values": [0, 1],
+                             "enum_labels": ["a", "\ud800"]}])
+    assert (err.column, err.value) == ("kind", "\ud800")
+
+
+def test_category_labels_in_any_script_pass():
+    kind = pd.Categorical(["négatif", "興奮性", "🧠"])
+    files = encode_annotations(points(kind=kind), "xyz", "point", properties=["kind"])
+    info = json.loads(files["info"])
+    assert info["properties"][0]["enum_labels"] == ["négatif", "興奮性", "🧠"]

@@ -223,9 +223,33 @@ def _categorical_property(df, name: str, spec: dict) -> PropertyColumn:
     if len(cats) > width:
         raise TableError(f"{len(cats)} categories do not fit a {ptype} property", column=name,
                          value=len(cats), accepted=f"at most {width} categories for {ptype}")
+    labels = [str(c) for c in cats]
+    bad = _first_not_unicode(labels)
+    if bad is not None:
+        raise TableError("category label is not valid Unicode (a lone surrogate); the info "
+                         "JSON cannot carry it", column=name,
+                         row=first_bad_row(df, codes == bad), value=labels[bad],
+                         accepted="Unicode text (decode bytes with their real encoding)")
     spec = {**spec, "id": name, "type": ptype,
-            "enum_values": list(range(len(cats))), "enum_labels": [str(c) for c in cats]}
+            "enum_values": list(range(len(cats))), "enum_labels": labels}
     return PropertyColumn(spec, codes.astype(ptype))
+
+
+def _first_not_unicode(texts: list[str]) -> int | None:
+    """Position of the first text that is not valid Unicode (one join when all are)."""
+    try:
+        "\x1f".join(texts).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return next(i for i, t in enumerate(texts) if not _encodes(t))
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _numeric_property(df, name: str, spec: dict) -> PropertyColumn:
@@ -301,6 +325,12 @@ def read_properties(df: pd.DataFrame, properties) -> list[PropertyColumn]:
         else:
             if "enum_values" in spec and "enum_labels" not in spec:
                 raise TableError("enum_values given without enum_labels", column=name)
+            labels = [str(t) for t in spec.get("enum_labels", ())]
+            bad = _first_not_unicode(labels)
+            if bad is not None:
+                raise TableError("enum label is not valid Unicode (a lone surrogate); the "
+                                 "info JSON cannot carry it", column=name, value=labels[bad],
+                                 accepted="Unicode text")
             out.append(_numeric_property(df, name, spec))
     return out
 
