@@ -130,6 +130,7 @@ def main() -> None:
                 dest, url, kw = "s3://nglive/pub", None, {"endpoint": endpoint}
                 ref_path = f"s3://{endpoint}/one-by-one/pub"
                 batch_path = f"s3://{endpoint}/batched/pub"
+            load_before = [round(x, 2) for x in os.getloadavg()]
             t0 = time.perf_counter()
             pub = viewer.publish(dest, url=url, **kw)
             first = time.perf_counter() - t0
@@ -143,6 +144,7 @@ def main() -> None:
             again = viewer.publish(dest, url=url, **kw)
             republish = time.perf_counter() - t0
             row = {
+                "load_average_before": load_before,
                 "nglive": {
                     "publish_s": round(first, 2), "files": pub.files,
                     "bytes": pub.bytes_total,
@@ -151,7 +153,9 @@ def main() -> None:
                     "one_row_edit": {"regenerate_layer_s": round(regenerate, 2),
                                      "republish_s": round(republish, 2),
                                      "files_written": again.files_written,
-                                     "bytes_written": again.bytes_written},
+                                     "bytes_written": again.bytes_written,
+                                     "files_copied": again.files_copied,
+                                     "bytes_copied": again.bytes_copied},
                 },
                 "cloudfiles_put_one_by_one": {"seconds": round(one_by_one(live_files,
                                                                           ref_path), 2),
