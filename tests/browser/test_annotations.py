@@ -5,9 +5,6 @@ source, one file per key."""
 
 from __future__ import annotations
 
-import io
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,23 +12,8 @@ import trimesh
 
 import nglive
 
-
-def colour_pixels(png: bytes, channel: int) -> int:
-    from PIL import Image
-
-    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    others = [c for c in range(3) if c != channel]
-    return int(((a[..., channel] > 150) & (a[..., others[0]] < 80)
-                & (a[..., others[1]] < 80)).sum())
-
-
-def poll(fn, predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = fn()
-    while not predicate(value) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        value = fn()
-    return value
+from .imaging import colour_pixels
+from .waiting import poll
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ server gains rows ``refresh()`` makes the client fetch the new generation."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
 from cave.fake_server import FakeTable, synthetic  # tests/ is on sys.path
 
 import nglive
+
+from .imaging import colour_pixels
+from .waiting import poll
 
 pytest.importorskip("caveclient")
 
@@ -27,24 +28,6 @@ def points(n, x0, rng, sv_ids):
         "pt_position_z": np.full(n, 20000),
         "pt_supervoxel_id": rng.choice(sv_ids, n),
     })
-
-
-def red_pixels(png: bytes) -> int:
-    import io
-
-    from PIL import Image
-
-    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    return int(((a[..., 0] > 150) & (a[..., 1] < 80) & (a[..., 2] < 80)).sum())
-
-
-def poll(fn, predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = fn()
-    while not predicate(value) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        value = fn()
-    return value
 
 
 @pytest.fixture
@@ -84,7 +67,7 @@ def test_cave_table_renders_and_refresh_fetches_new_rows(cave, page):
             s.cross_section_scale = 10
             s.layers[seg].segments = set()
         page.goto(viewer.url)
-        before = poll(lambda: red_pixels(page.screenshot()), lambda v: v > 500)
+        before = poll(lambda: colour_pixels(page.screenshot(), 0), lambda v: v > 500)
         assert before > 500
         keys = [r.key for r in viewer.server.requests]
         assert "somas/annotations/0/info" in keys
@@ -101,7 +84,7 @@ def test_cave_table_renders_and_refresh_fetches_new_rows(cave, page):
         assert layer.refresh() == {"annotations": 1}
         assert viewer.server.wait_for_request(
             lambda r: r.key.startswith("somas/annotations/1/by_spatial_level_0/"), timeout=30)
-        after = poll(lambda: red_pixels(page.screenshot()), lambda v: v > 1.5 * before)
+        after = poll(lambda: colour_pixels(page.screenshot(), 0), lambda v: v > 1.5 * before)
         assert after > 1.5 * before
     finally:
         viewer.close()
