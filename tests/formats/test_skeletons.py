@@ -4,36 +4,16 @@ and bad node tables rejected by name before anything is encoded."""
 from __future__ import annotations
 
 import json
-import struct
 
 import navis
 import numpy as np
 import pandas as pd
 import pytest
+from skeleton_spec_decoder import decode
 from tensorstore_shards import read_with_tensorstore
 
 from nglive.formats.skeletons import encode_skeletons
 from nglive.formats.validation import TableError
-
-SIZES = {"float32": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4,
-         "uint32": 4}
-
-
-def decode(data: bytes, info: dict) -> dict:
-    """One skeleton file, read field by field as ``skeletons.md`` describes it."""
-    nv, ne = struct.unpack_from("<II", data, 0)
-    off = 8
-    out = {"positions": np.frombuffer(data, "<f4", 3 * nv, off).reshape(nv, 3)}
-    off += 12 * nv
-    out["edges"] = np.frombuffer(data, "<u4", 2 * ne, off).reshape(ne, 2)
-    off += 8 * ne
-    for attr in info["vertex_attributes"]:
-        n = nv * attr["num_components"]
-        out[attr["id"]] = np.frombuffer(data, np.dtype(attr["data_type"]).newbyteorder("<"),
-                                        n, off)
-        off += n * SIZES[attr["data_type"]]
-    assert off == len(data), "bytes left over after the last attribute"
-    return out
 
 
 def random_forest(rng, n_skeletons: int, max_nodes: int) -> pd.DataFrame:
@@ -231,3 +211,14 @@ def test_bad_skeleton_ids_and_attributes():
     with pytest.raises(TableError, match="range of 32-bit") as e:
         encode_skeletons(table)
     assert (e.value.column, e.value.row, e.value.value) == ("type", 102, 2**40)
+
+
+def test_attributes_as_float_and_shader_safe_ids():
+    table = base_table().assign(type=[1, 2, 3, 1, 1])
+    files = encode_skeletons(table, as_float=["type"])
+    info = json.loads(files["info"])
+    assert info["vertex_attributes"] == [{"id": "type", "data_type": "float32",
+                                          "num_components": 1}]
+    assert decode(files["5"], info)["type"].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="shader identifiers"):
+        encode_skeletons(table.assign(**{"bad id": 1}), vertex_attributes=["bad id"])

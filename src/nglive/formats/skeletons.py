@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,6 +34,8 @@ DEFAULT_ATTRIBUTES = ("radius", "type")
 #: file per skeleton (writing 10k small files costs more than packing them).
 SHARD_ABOVE = 512
 _INT_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
+# Neuroglancer's skeleton shader names each attribute by ``#define <id> ...``
+_ATTRIBUTE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def node_table(nodes, *, id_col: str = "skeleton_id") -> pd.DataFrame:
@@ -273,7 +276,7 @@ def encode_skeletons(nodes, *, id_col: str = "skeleton_id",
                      vertex_attributes=DEFAULT_ATTRIBUTES, transform=None,
                      segment_properties: str | None = None,
                      sharded: bool | None = None,
-                     several_roots: bool = False) -> dict[str, bytes]:
+                     several_roots: bool = False, as_float=()) -> dict[str, bytes]:
     """Encode node tables as a precomputed skeleton source: ``{key: bytes}``.
 
     Parameters
@@ -295,6 +298,9 @@ def encode_skeletons(nodes, *, id_col: str = "skeleton_id",
     several_roots
         Accept skeletons of several trees (fragments, as navis allows); by default a
         second root is an error.
+    as_float
+        Attributes written as float32 whatever their dtype (a shader colouring by an
+        attribute reads floats).
 
     Raises
     ------
@@ -317,7 +323,14 @@ def encode_skeletons(nodes, *, id_col: str = "skeleton_id",
         attrs = [a for a in attrs if a in df.columns]
     if len(set(attrs)) != len(attrs):
         raise ValueError(f"vertex_attributes repeat: {attrs}")
+    bad = [a for a in attrs if not isinstance(a, str) or not _ATTRIBUTE_ID.match(a)]
+    if bad:
+        raise ValueError(f"vertex attribute ids must be shader identifiers "
+                         f"([A-Za-z_][A-Za-z0-9_]*), got {bad}")
     v = _validated(df, id_col, attrs, several_roots)
+    for name in as_float:
+        if name in v["attributes"]:
+            v["attributes"][name] = (v["attributes"][name][0].astype(np.float32), "float32")
     data, bounds = _layout(v)
     ids = v["ids"]
     if sharded is None:
