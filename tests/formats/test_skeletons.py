@@ -222,3 +222,13 @@ def test_attributes_as_float_and_shader_safe_ids():
     assert decode(files["5"], info)["type"].tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(ValueError, match="shader identifiers"):
         encode_skeletons(table.assign(**{"bad id": 1}), vertex_attributes=["bad id"])
+
+
+def test_all_attributes_as_float_refuse_inexact_integers():
+    table = base_table().assign(type=[1, 2, 3, 2**24 + 1, 1], radius=1.0)
+    with pytest.raises(TableError, match="not exact as float32") as e:
+        encode_skeletons(table, as_float=True)
+    assert (e.value.column, e.value.row, e.value.value) == ("type", 103, 2**24 + 1)
+    table.loc[103, "type"] = 2**24
+    info = json.loads(encode_skeletons(table, as_float=True)["info"])
+    assert {a["data_type"] for a in info["vertex_attributes"]} == {"float32"}

@@ -299,8 +299,9 @@ def encode_skeletons(nodes, *, id_col: str = "skeleton_id",
         Accept skeletons of several trees (fragments, as navis allows); by default a
         second root is an error.
     as_float
-        Attributes written as float32 whatever their dtype (a shader colouring by an
-        attribute reads floats).
+        Attributes written as float32 whatever their dtype, or True for all of them:
+        the Neuroglancer client nglive bundles draws nothing for a skeleton source
+        with an integer attribute (tried in Chromium), and a shader reads floats.
 
     Raises
     ------
@@ -328,9 +329,16 @@ def encode_skeletons(nodes, *, id_col: str = "skeleton_id",
         raise ValueError(f"vertex attribute ids must be shader identifiers "
                          f"([A-Za-z_][A-Za-z0-9_]*), got {bad}")
     v = _validated(df, id_col, attrs, several_roots)
-    for name in as_float:
-        if name in v["attributes"]:
-            v["attributes"][name] = (v["attributes"][name][0].astype(np.float32), "float32")
+    for name in (v["attributes"] if as_float is True else [a for a in as_float
+                                                          if a in v["attributes"]]):
+        arr, t = v["attributes"][name]
+        if t != "float32":
+            inexact = np.abs(arr.astype(np.int64)) > 2**24
+            if inexact.any():
+                pos = int(np.flatnonzero(inexact)[0])
+                raise TableError("integer attribute beyond 2**24 is not exact as float32",
+                                 column=name, row=df.index[pos], value=arr[pos])
+        v["attributes"][name] = (arr.astype(np.float32), "float32")
     data, bounds = _layout(v)
     ids = v["ids"]
     if sharded is None:

@@ -174,7 +174,7 @@ class SkeletonLayer(PropertiesBinding):
             table, id_col=self.node_id_col, vertex_attributes=self.vertex_attributes,
             transform=np.hstack([np.diag(self.nm_per_coordinate), np.zeros((3, 1))]),
             several_roots=self.several_roots,
-            as_float=(self.color_by,) if self.color_by else ())
+            as_float=True)  # the bundled client draws no integer attributes
         ids = as_uint64_ids(table[self.node_id_col], column=self.node_id_col)
         self._ids = [str(i) for i in np.unique(ids).tolist()]
         if self.color_by:
