@@ -38,25 +38,42 @@ def _neurons(neurons) -> list:
     return [neurons] if isinstance(neurons, navis.BaseNeuron) else list(neurons)
 
 
-def navis_table(neurons, id_col: str = "skeleton_id") -> pd.DataFrame:
+def navis_table(neurons, id_col: str = "skeleton_id", columns=None) -> pd.DataFrame:
     """One node table from navis neurons, coordinates and radii in nm when they have units.
 
     Each neuron's rows keep their index (error messages name the row of its ``nodes``).
+    ``columns`` (of the neurons' node tables) limits what is copied.
     """
-    parts = []
-    for n in _neurons(neurons):
+    neurons = _neurons(neurons)
+    for n in neurons:
         if not hasattr(n, "nodes"):
             raise TypeError(f"{type(n).__name__} {getattr(n, 'id', '')} has no node table; "
                             "skeletons need navis TreeNeurons")
-        nodes = n.nodes
-        scale = _nm_per_unit(n)
-        if scale is not None and scale != 1.0:
-            cols = [c for c in ("x", "y", "z", "radius") if c in nodes.columns]
-            nodes = nodes.assign(**{c: nodes[c].astype(np.float64) * scale for c in cols})
-        parts.append(nodes.assign(**{id_col: n.id}))
-    if not parts:
+    if not neurons:
         return node_table({}, id_col=id_col)
-    return pd.concat(parts)
+    frames = [n.nodes if columns is None else n.nodes[[c for c in columns if c in n.nodes]]
+              for n in neurons]
+    table = pd.concat(frames)
+    # ids and unit scales per neuron, repeated per node: no per-neuron DataFrame copies
+    sizes = [len(f) for f in frames]
+    table[id_col] = np.repeat(_id_array([n.id for n in neurons]), sizes)
+    scales = np.array([_nm_per_unit(n) or 1.0 for n in neurons])
+    if (scales != 1.0).any():
+        per_node = np.repeat(scales, sizes)
+        for c in ("x", "y", "z", "radius"):
+            if c in table.columns:
+                table[c] = table[c].to_numpy(np.float64) * per_node
+    return table
+
+
+def _id_array(ids: list) -> np.ndarray:
+    """Neuron ids as uint64 when they all are non-negative ints, else as given (objects:
+    the encoder names a bad one)."""
+    if all(isinstance(v, int | np.integer) and 0 <= v < 2**64 for v in ids):
+        return np.array(ids, np.uint64)
+    out = np.empty(len(ids), object)
+    out[:] = ids
+    return out
 
 
 def read_nodes(nodes):
@@ -71,13 +88,13 @@ def read_nodes(nodes):
     return nodes
 
 
-def as_node_table(nodes, id_col: str) -> pd.DataFrame:
+def as_node_table(nodes, id_col: str, columns=None) -> pd.DataFrame:
     """A node table from a table, a dict ``{id: table}``, or navis neurons."""
     if _is_navis(nodes):
-        return navis_table(nodes, id_col)
+        return navis_table(nodes, id_col, columns)
     if isinstance(nodes, Mapping) and any(_is_navis(v) for v in nodes.values()):
         # {id: TreeNeuron}: the dict's keys are the skeleton ids
-        return pd.concat([navis_table(n, id_col).assign(**{id_col: k})
+        return pd.concat([navis_table(n, id_col, columns).assign(**{id_col: k})
                           for k, n in nodes.items()])
     return node_table(nodes, id_col=id_col)
 
@@ -160,7 +177,7 @@ class SkeletonLayer(PropertiesBinding):
         return pd.DataFrame(rows, columns=[self.node_id_col, "name", "n_nodes"])
 
     def _table(self) -> pd.DataFrame:
-        return as_node_table(self.nodes, self.node_id_col)
+        return as_node_table(self.nodes, self.node_id_col, self._columns())
 
     def _columns(self) -> list[str]:
         return [self.node_id_col, *NODE_COLUMNS, *self.vertex_attributes]
