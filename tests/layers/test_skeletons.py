@@ -160,3 +160,54 @@ def test_tables_with_several_roots_are_refused_unless_asked(viewer):
     assert "sk" not in viewer.layers
     viewer.add_skeletons("sk", nodes, several_roots=True)
     assert served_skeleton(viewer, "sk", 7)["edges"].tolist() == [[1, 0]]
+
+
+def forest(n_skeletons: int, nodes: int = 4) -> pd.DataFrame:
+    sid = np.repeat(np.arange(n_skeletons, dtype=np.uint64) + np.uint64(2**63), nodes)
+    node = np.tile(np.arange(1, nodes + 1), n_skeletons)
+    return pd.DataFrame({"skeleton_id": sid, "node_id": node,
+                         "parent_id": np.where(node == 1, -1, node - 1),
+                         "x": np.arange(len(sid), dtype=float), "y": 1.0, "z": 2.0,
+                         "radius": 3.0})
+
+
+@pytest.mark.parametrize("n_skeletons", [5, 600])  # unsharded, and sharded above 512
+def test_only_changed_skeletons_are_reencoded_with_the_same_bytes(n_skeletons):
+    from nglive.formats.skeletons import encode_skeletons
+    from nglive.layers.skeleton_cache import SkeletonCache
+
+    keywords = dict(id_col="skeleton_id", as_float=True)
+    cache = SkeletonCache()
+    table = forest(n_skeletons)
+    assert cache.encode(table, key=1, **keywords) == encode_skeletons(table, **keywords)
+    assert cache.reencoded == n_skeletons
+    table.loc[6, "x"] = -5.0  # one node of the second skeleton
+    assert cache.encode(table, key=1, **keywords) == encode_skeletons(table, **keywords)
+    assert cache.reencoded == 1
+    # a new skeleton is encoded, a removed one is dropped, the rest reused
+    grown = pd.concat([table[table.skeleton_id != table.skeleton_id.iloc[0]],
+                       forest(1).assign(skeleton_id=np.uint64(7))])
+    files = cache.encode(grown, key=1, **keywords)
+    assert files == encode_skeletons(grown, **keywords) and cache.reencoded == 1
+    # a bad edit raises and leaves the cache as it was
+    bad = grown.copy()
+    bad.loc[bad.index[-1], "parent_id"] = 99
+    with pytest.raises(nglive.TableError, match="skeleton 7: parent is not a node"):
+        cache.encode(bad, key=1, **keywords)
+    assert cache.encode(grown, key=1, **keywords) == files and cache.reencoded == 0
+    # other settings: everything again
+    cache.encode(grown, key=2, **keywords)
+    assert cache.reencoded == len(grown.skeleton_id.unique())
+
+
+def test_a_live_edit_reencodes_one_skeleton(viewer):
+    nodes = forest(3)
+    layer = viewer.add_skeletons("sk", nodes)
+    nodes.loc[9, "y"] = 50.0  # skeleton 2**63 + 2
+    live.check_all()
+    layer.wait()
+    assert layer.generations == {"skeleton": 1} and layer._cache.reencoded == 1
+    for k in range(3):
+        sk = served_skeleton(viewer, "sk", 2**63 + k)
+        np.testing.assert_array_equal(
+            sk["positions"], nodes.iloc[4 * k:4 * k + 4][["x", "y", "z"]].to_numpy(np.float32))
