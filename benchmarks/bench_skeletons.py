@@ -10,8 +10,10 @@ and write to a fresh directory on local disk:
   ``add_skeletons`` writes), files written.
 
 ``encode_s`` is nglive's encoding alone (validation included); ``total_s`` is table
-conversion + encoding + writing. cloud-volume is not installed here, so its
-``Skeleton.to_precomputed()`` is not measured.
+conversion + encoding + writing. ``nglive_cached_layer`` is what a live edit costs in
+``add_skeletons``: the first encode through its per-skeleton cache, then one node moved
+(digests of every row, one skeleton re-encoded, shards repacked). cloud-volume is not
+installed here, so its ``Skeleton.to_precomputed()`` is not measured.
 
     python benchmarks/bench_skeletons.py                 # 1k and 10k neurons
     python benchmarks/bench_skeletons.py --neurons 1000
@@ -86,6 +88,23 @@ def run(n: int) -> dict:
         del table, files
         shutil.rmtree(d)
 
+    # a live edit through add_skeletons' cache: one node of one neuron moved
+    from nglive.layers.skeleton_cache import SkeletonCache
+
+    table = navis_table(neurons, columns=COLUMNS)
+    cache = SkeletonCache()
+    keywords = dict(id_col="skeleton_id", key=0, several_roots=True, as_float=True)
+    t0 = time.perf_counter()
+    cache.encode(table, **keywords)
+    t1 = time.perf_counter()
+    table.iloc[len(table) // 2, table.columns.get_loc("x")] += 1000.0
+    cache.encode(table, **keywords)
+    t2 = time.perf_counter()
+    row["nglive_cached_layer"] = {"first_s": round(t1 - t0, 3),
+                                  "one_node_edit_s": round(t2 - t1, 3),
+                                  "reencoded": cache.reencoded}
+    del table, cache
+
     d = tempfile.mkdtemp(prefix="bench-skel-navis-")
     t0 = time.perf_counter()
     navis.write_precomputed(neurons, d, write_info=True, radius=True)
@@ -125,6 +144,11 @@ def main() -> None:
         "note": "copies of navis' 5 example skeletons; local disk; cloud-volume not installed",
         "rows": rows,
     }
+    if args.out.exists():  # keep rows of other sizes from an earlier run
+        earlier = json.loads(args.out.read_text()).get("rows", [])
+        done = {r["neurons"] for r in rows}
+        result["rows"] = sorted([r for r in earlier if r["neurons"] not in done] + rows,
+                                key=lambda r: r["neurons"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
