@@ -66,6 +66,7 @@ def test_add_skeletons_serves_skeletons_and_properties(viewer):
 def test_node_table_edit_regenerates_after_a_cell(viewer):
     nodes = two_skeletons()
     layer = viewer.add_skeletons("sk", nodes)
+    assert layer.sources["skeleton"].last_fingerprint == layer.sources["skeleton"].fingerprint()
     live.check_all()  # nothing changed: no new generation
     layer.wait()
     assert layer.generations == {"skeleton": 0}
@@ -123,6 +124,9 @@ def test_dict_of_tables_and_voxel_coordinates(viewer):
 def test_navis_neurons_in_nm_with_names_and_a_radius_shader(viewer):
     nl = navis.example_neurons(3, kind="skeleton")
     layer = viewer.add_skeletons("neurons", nl, color_by="radius")
+    source = layer.sources["skeleton"]
+    # what was served is what the post-cell check compares with: an idle cell is free
+    assert source.last_fingerprint == source.fingerprint()
     assert labels(viewer, "neurons") == {str(n.id): n.name for n in nl}
     n = nl[0]
     sk = served_skeleton(viewer, "neurons", n.id)
