@@ -256,7 +256,7 @@ def _validated(df: pd.DataFrame, id_col: str, attrs, several_roots: bool) -> dic
 
 
 def _layout(v: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Every skeleton's file, concatenated in id order: ``(bytes, bounds)``."""
+    """Every skeleton's file, concatenated in the order of ``ids``: ``(bytes, bounds)``."""
     counts, order = v["counts"], v["order"]
     n_edges = counts - v["roots"]
     headers = np.stack([counts, n_edges], axis=1).astype("<u4")
