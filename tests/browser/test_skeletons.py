@@ -3,9 +3,11 @@ and an edit of a node table reaches the client as a new generation."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import navis
+import numpy as np
 import pytest
 
 import nglive
@@ -29,6 +31,16 @@ def drawn_fraction(page, least: float, timeout: float = 30) -> float:
     return frac
 
 
+def blue_share(png: bytes) -> float:
+    """Of the drawn pixels below the top bar, the share that is clearly blue (the low
+    end of the jet colormap: thin neurites when coloured by radius)."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)[60:]
+    px = img[img.max(axis=2) > 40]
+    return float(((px[:, 2] > px[:, 0] + 40) & (px[:, 2] > px[:, 1] + 40)).mean())
+
+
 def test_skeletons_render_list_labels_and_follow_edits(viewer, page):
     nl = navis.example_neurons(kind="skeleton")
     layer = viewer.add_skeletons("neurons", nl, color_by="radius")
@@ -38,6 +50,16 @@ def test_skeletons_render_list_labels_and_follow_edits(viewer, page):
             lambda r, sid=n.id: r.key == f"neurons/skeleton/0/{sid}", timeout=60), n.id
     shown = drawn_fraction(page, 0.01)
     assert shown > 0.01, "the skeletons were not drawn"
+    # coloured by radius: mostly thin, so mostly jet's blue (~93% here); the segment
+    # colours without the shader are not (~54% for these ids)
+    by_radius = blue_share(page.screenshot())
+    assert by_radius > 0.8
+    with viewer.txn() as s:
+        s.layers["neurons"].skeleton_shader = ""
+    deadline = time.monotonic() + 20
+    while blue_share(page.screenshot()) > by_radius - 0.2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert blue_share(page.screenshot()) < by_radius - 0.2
 
     # hiding every skeleton leaves only the UI chrome (~0.5% of pixels): what was drawn
     # was the skeletons
