@@ -24,6 +24,8 @@ _EXPORTS = {
     "alpha_shape": "nglive.mesh",
     "mesh_from_groups": "nglive.mesh",
     "MeshLayer": "nglive.layers.meshes",
+    "SkeletonLayer": "nglive.layers.skeletons",
+    "encode_skeletons": "nglive.formats.skeletons",
     "SegmentPropertiesLayer": "nglive.layers.segment_properties",
     "AnnotationLayer": "nglive.layers.annotations",
     "LocalAnnotationLayer": "nglive.layers.local_annotations",

@@ -26,6 +26,7 @@ from .layers.base import Binding
 from .layers.local_annotations import LocalAnnotationLayer
 from .layers.meshes import MeshLayer
 from .layers.segment_properties import SegmentPropertiesLayer
+from .layers.skeletons import SkeletonLayer
 from .lifecycle import UNDISPLAYED, ViewerResources, weak_method
 from .server import DataServer
 from .store import Store
@@ -237,6 +238,66 @@ class Viewer(anywidget.AnyWidget):
             self, name, meshes, properties, id_col=id_col, label_col=label_col,
             color_col=color_col, visible_col=visible_col, coord_space=coord_space,
             **property_keywords,
+        )
+        return self._bind(layer, wait)
+
+    def add_skeletons(
+        self,
+        name: str,
+        nodes,
+        properties: pd.DataFrame | None = None,
+        *,
+        id_col: str = "skeleton_id",
+        vertex_attributes=("radius", "type"),
+        several_roots: bool | None = None,
+        coord_space="xyz",
+        color_by: str | None = None,
+        label_col: str | None = None,
+        color_col: str | None = None,
+        visible_col: str | None = None,
+        wait: bool = True,
+        **property_keywords,
+    ) -> SkeletonLayer:
+        """Add a segmentation layer of skeletons drawn from node tables, live.
+
+        Parameters
+        ----------
+        name : str
+            Layer name.
+        nodes
+            A node table (``id_col``, ``node_id``, ``parent_id`` (-1 or missing at the
+            root), ``x, y, z`` and attribute columns), a dict ``{skeleton id: node
+            table}``, navis ``TreeNeuron``/``NeuronList`` (coordinates converted to nm
+            by their units), or SWC paths (read once, with navis).
+        properties : DataFrame, optional
+            One row per skeleton, keyed by ``id_col``: segment properties (labels,
+            numbers, tags) as in :meth:`add_meshes`. navis neurons get their names.
+        vertex_attributes
+            Node columns written as per-vertex attributes (the defaults when present).
+        several_roots : bool, optional
+            Accept skeletons of several trees; by default only for navis neurons.
+        coord_space
+            Units and scales of the table's coordinates (nm by default).
+        color_by : str, optional
+            A vertex attribute (e.g. ``"radius"``) that colours the skeletons (jet
+            colormap over its range).
+        label_col, color_col, visible_col
+            Columns of ``properties`` as in :meth:`add_meshes`.
+        wait : bool
+            Block until the first generation is written.
+
+        Returns
+        -------
+        SkeletonLayer
+            Edit the node table or ``layer.df`` in place and let the post-cell check
+            regenerate, or call ``layer.update()``.
+        """
+        self._check_new_name(name)
+        layer = SkeletonLayer(
+            self, name, nodes, properties, id_col=id_col,
+            vertex_attributes=vertex_attributes, several_roots=several_roots,
+            coord_space=coord_space, color_by=color_by, label_col=label_col,
+            color_col=color_col, visible_col=visible_col, **property_keywords,
         )
         return self._bind(layer, wait)
 
