@@ -1,0 +1,298 @@
+"""Neuroglancer's multi-resolution mesh format (``neuroglancer_multilod_draco``): encode.
+
+Each mesh becomes an octree of levels of detail (LODs). LOD 0 is the input mesh; each
+coarser LOD is quadric-decimated from the previous one (about a quarter of its faces)
+and cut on a grid twice as coarse. Every LOD is cut along axis-aligned planes so that
+no triangle crosses a fragment's bounds (LOD 0) or, for LOD > 0, the fragment's
+2x2x2 sub-grid, as the spec requires: Neuroglancer draws the parts of a coarse
+fragment whose children are not loaded yet, which needs triangles that do not cross
+the sub-grid. Cutting (rather than assigning whole triangles to the cell of their
+centroid) keeps every vertex inside its fragment, so fragments stitch exactly.
+
+Vertices are quantised once per LOD on a lattice shared by all of its fragments
+(``chunk_shape * 2**lod / (2**bits - 1)``), so a vertex on a shared fragment face has
+the same position in both fragments. The integers are handed to Draco with a
+quantisation that maps them onto themselves (range ``2**bits - 1``, origin 0):
+Neuroglancer reads Draco's quantised integers directly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .legacy_mesh import _vertices_faces
+from .validation import TableError, as_uint64_ids
+
+#: Faces of the coarsest LOD (about): fewer LODs for smaller meshes.
+COARSEST_FACES = 2048
+MAX_LODS = 8
+IDENTITY = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def info(vertex_quantization_bits: int = 16, sharding: dict | None = None) -> dict:
+    """The ``info`` JSON of a multi-resolution mesh source."""
+    out = {"@type": "neuroglancer_multilod_draco",
+           "vertex_quantization_bits": vertex_quantization_bits,
+           "transform": IDENTITY, "lod_scale_multiplier": 1.0}
+    if sharding is not None:
+        out["sharding"] = sharding
+    return out
+
+
+def morton(positions: np.ndarray) -> np.ndarray:
+    """Z-curve keys of ``(n, 3)`` grid positions, x the fastest bit (as Neuroglancer)."""
+    pos = np.asarray(positions, dtype=np.uint64)
+    key = np.zeros(len(pos), dtype=np.uint64)
+    for bit in range(21):
+        for axis in range(3):
+            key |= ((pos[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return key
+
+
+def _cut_at_plane(vertices, faces, axis, plane):
+    """Cut triangles that cross ``x[axis] == plane[i]`` (one plane per face, every face
+    crossing) into pieces on either side. Returns (vertices, pieces)."""
+    d = vertices[faces, axis] - plane[:, None]
+    sign = np.sign(d).astype(np.int8)
+    on = sign == 0
+    has_zero = on.any(axis=1)
+    # the "apex": the vertex on the plane (two pieces), else the one alone on its side
+    lone_neg = (sign < 0).sum(axis=1) == 1
+    apex_sign = np.where(lone_neg, -1, 1)
+    apex = np.where(has_zero, on.argmax(axis=1), (sign == apex_sign[:, None]).argmax(axis=1))
+    rows = np.arange(len(faces))[:, None]
+    tri = faces[rows, (apex[:, None] + np.arange(3)) % 3]  # rotated: keeps orientation
+    a, b, c = tri.T
+    # edges to cut: (a, b) and (a, c) without a zero; (b, c) with one
+    e1 = np.where(has_zero, b, a)
+    e2 = np.where(has_zero, c, b)
+    edges = np.concatenate([np.stack([e1, e2], 1), np.stack([a, c], 1)[~has_zero]])
+    edges.sort(axis=1)  # the same new vertex for both triangles sharing an edge
+    uniq, inverse = np.unique(edges, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    p_edge = np.concatenate([plane, plane[~has_zero]])
+    p_uniq = np.empty(len(uniq))
+    p_uniq[inverse] = p_edge
+    lo, hi = vertices[uniq[:, 0]], vertices[uniq[:, 1]]
+    t = (p_uniq - lo[:, axis]) / (hi[:, axis] - lo[:, axis])
+    new = lo + t[:, None] * (hi - lo)
+    new[:, axis] = p_uniq  # exactly on the plane: later tests against it are exact
+    new_ids = len(vertices) + inverse
+    u = new_ids[: len(faces)]
+    w = np.empty(len(faces), dtype=faces.dtype)
+    w[~has_zero] = new_ids[len(faces):]
+    z, nz = has_zero, ~has_zero
+    pieces = [
+        np.stack([a[z], b[z], u[z]], 1), np.stack([a[z], u[z], c[z]], 1),
+        np.stack([a[nz], u[nz], w[nz]], 1), np.stack([u[nz], b[nz], c[nz]], 1),
+        np.stack([u[nz], c[nz], w[nz]], 1),
+    ]
+    return np.concatenate([vertices, new]), np.concatenate(pieces)
+
+
+def split_on_grid(vertices, faces, origin, spacing):
+    """Cut a mesh so that no triangle crosses a plane ``origin + k * spacing`` (any axis).
+
+    Vectorised: each pass cuts every crossing triangle at the first plane above its
+    lowest vertex; passes repeat while triangles still cross (triangles spanning
+    several planes need several).
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    for axis in range(3):
+        done = []
+        active = faces
+        while len(active):
+            x = vertices[active, axis]
+            lo, hi = x.min(axis=1), x.max(axis=1)
+            k = np.floor((lo - origin[axis]) / spacing[axis]) + 1
+            plane = origin[axis] + k * spacing[axis]
+            low = plane <= lo  # rounding put the plane at or below the lowest vertex
+            plane[low] = origin[axis] + (k[low] + 1) * spacing[axis]
+            cross = hi > plane
+            done.append(active[~cross])
+            if not cross.any():
+                break
+            vertices, active = _cut_at_plane(vertices, active[cross], axis, plane[cross])
+        faces = np.concatenate(done) if done else faces
+    return vertices, faces
+
+
+def _lods(vertices, faces, num_lods):
+    import fast_simplification
+
+    out = [(vertices, faces)]
+    while len(out) < num_lods:
+        v, f = out[-1]
+        if len(f) < 8:
+            break
+        v2, f2 = fast_simplification.simplify(v, f, target_reduction=0.75)
+        if len(f2) == 0:
+            break
+        out.append((np.asarray(v2, dtype=np.float64), np.asarray(f2, dtype=np.int64)))
+    return out
+
+
+def _auto_lods(n_faces: int) -> int:
+    if n_faces <= COARSEST_FACES:
+        return 1
+    return int(min(MAX_LODS, 1 + np.floor(np.log(n_faces / COARSEST_FACES) / np.log(4))))
+
+
+def _mean_edge(vertices, faces) -> float:
+    if not len(faces):
+        return 0.0
+    tri = vertices[faces]
+    return float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).mean())
+
+
+def _encode_lod(vertices, faces, lod, top, origin, chunk, bits, level):
+    """One LOD cut, quantised and Draco-encoded per fragment.
+
+    Returns (fragment grid positions (n, 3), Draco bytes per fragment, sub-cells of
+    the faces on the grid of LOD ``lod - 1`` (None for LOD 0)).
+    """
+    import DracoPy
+
+    q = 2**bits - 1
+    size = chunk * 2.0**lod  # this LOD's fragment size
+    step = size / 2 if lod else size  # LOD > 0: no triangle crosses the 2x2x2 sub-grid
+    cells_per_axis = 2 ** (top - lod)
+    box_hi = origin + chunk * 2.0**top
+    # decimation may move vertices a little outside the grid: pull them back in
+    vertices = np.clip(vertices, origin, box_hi)
+    vertices, faces = split_on_grid(vertices, faces, origin, step)
+    if not len(faces):
+        return np.zeros((0, 3), np.int64), [], (None if lod == 0 else np.zeros((0, 3), np.int64))
+    centroid = vertices[faces].mean(axis=1)
+    n_sub = cells_per_axis * (2 if lod else 1)
+    sub = np.clip(np.floor((centroid - origin) / step), 0, n_sub - 1).astype(np.int64)
+    cell = sub >> 1 if lod else sub
+    # one lattice for the whole LOD; the small bias puts vertices cut on a mid-plane at
+    # 2**(bits-1), Neuroglancer's partition point (the mid-plane itself is at q / 2)
+    lattice = np.floor((vertices - origin) / size * q + 0.5 + 1e-6).astype(np.int64)
+    local = np.clip(lattice[faces] - cell[:, None, :] * q, 0, q)  # (m, 3 corners, 3)
+    frag_key = morton(cell)
+    order = np.argsort(frag_key, kind="stable")
+    frag_key, local, cell = frag_key[order], local[order], cell[order]
+    corners = np.concatenate(
+        [np.repeat(frag_key, 3)[:, None].astype(np.int64), local.reshape(-1, 3)], axis=1)
+    # vertices unique per fragment (sorted by fragment first, so fragments are blocks)
+    uniq, inverse = np.unique(corners, axis=0, return_inverse=True)
+    tri = inverse.reshape(-1, 3)
+    keep = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
+    tri, frag_key, cell = tri[keep], frag_key[keep], cell[keep]
+    keys, face_start = np.unique(frag_key, return_index=True)
+    face_end = np.append(face_start[1:], len(tri))
+    vert_start = np.searchsorted(uniq[:, 0], keys.astype(np.int64), side="left")
+    vert_end = np.searchsorted(uniq[:, 0], keys.astype(np.int64), side="right")
+    positions = cell[face_start]
+    blobs = []
+    for fs, fe, vs, ve in zip(face_start, face_end, vert_start, vert_end, strict=True):
+        blobs.append(DracoPy.encode(
+            uniq[vs:ve, 1:].astype(np.float64), (tri[fs:fe] - vs).astype(np.uint32),
+            quantization_bits=bits, quantization_range=q, quantization_origin=[0, 0, 0],
+            compression_level=level))
+    return positions, blobs, (sub if lod else None)
+
+
+def encode_multires_mesh(vertices, faces, *, vertex_quantization_bits: int = 16,
+                         num_lods: int | None = None, compression_level: int = 5
+                         ) -> tuple[bytes, bytes]:
+    """One mesh as ``(manifest, fragment data)``, the ``{id}.index`` and ``{id}`` files.
+
+    ``vertices`` must be finite and ``faces`` must index them (see
+    :func:`encode_multires_meshes`, which checks).
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    bits = vertex_quantization_bits
+    if num_lods is None:
+        num_lods = _auto_lods(len(faces))
+    lods = _lods(vertices, faces, num_lods) if len(faces) else [(vertices, faces)]
+    top = len(lods) - 1
+    used = vertices[np.unique(faces)] if len(faces) else np.zeros((1, 3))
+    lo, hi = used.min(axis=0), used.max(axis=0)
+    extent = float((hi - lo).max()) or 1.0
+    # float32 as the manifest stores them, so the lattice here is Neuroglancer's
+    origin32 = lo.astype(np.float32)
+    origin32 = np.where(origin32 > lo, np.nextafter(origin32, np.float32(-np.inf)), origin32)
+    origin = origin32.astype(np.float64)
+    edge = np.float32(extent * (1 + 1e-6) / 2**top)
+    while np.any(origin + float(edge) * 2**top < hi):  # float32 rounding
+        edge = np.nextafter(edge, np.float32(np.inf))
+    chunk = np.full(3, float(edge))
+    encoded = [_encode_lod(v, f, k, top, origin, chunk, bits, compression_level)
+               for k, (v, f) in enumerate(lods)]
+    # nodes: every fragment with faces, an empty node under every part of a coarser
+    # fragment that has faces (so finer views hide it), and every parent of a node
+    nodes: list[np.ndarray] = []
+    for k in range(len(lods)):
+        parts = [encoded[k][0]]
+        if k + 1 < len(lods):
+            parts.append(encoded[k + 1][2])
+        if k:
+            parts.append(nodes[k - 1] >> 1)
+        allp = np.concatenate([p.reshape(-1, 3) for p in parts]).astype(np.int64)
+        if not len(allp) and k == top:
+            allp = np.zeros((1, 3), np.int64)  # an empty mesh: one empty node
+        keys, first = np.unique(morton(allp), return_index=True)
+        nodes.append(allp[first])
+    lod_scales = np.maximum.accumulate([_mean_edge(v, f) for v, f in lods])
+    head = [np.asarray(chunk, "<f4"), np.asarray(origin, "<f4"),
+            np.asarray([len(lods)], "<u4"), np.asarray(lod_scales, "<f4"),
+            np.zeros((len(lods), 3), "<f4"), np.asarray([len(n) for n in nodes], "<u4")]
+    data = []
+    for k, node in enumerate(nodes):
+        positions, blobs, _ = encoded[k]
+        sizes = np.zeros(len(node), np.int64)
+        blob_at = {}
+        if len(positions):
+            where = np.searchsorted(morton(node), morton(positions))
+            sizes[where] = [len(b) for b in blobs]
+            blob_at = dict(zip(where.tolist(), blobs, strict=True))
+        head += [np.ascontiguousarray(node.T, "<u4"), np.asarray(sizes, "<u4")]
+        data += [blob_at[i] for i in range(len(node)) if i in blob_at]
+    manifest = b"".join(a.tobytes() for a in head)
+    return manifest, b"".join(data)
+
+
+def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 16,
+                           num_lods: int | None = None) -> dict[str, bytes]:
+    """Encode ``{segment id: mesh}`` as a multi-resolution mesh source: ``{key: bytes}``.
+
+    Keys are ``info``, the manifest ``{id}.index`` and the fragment data ``{id}`` per
+    segment (unsharded). Meshes are ``trimesh.Trimesh`` or ``(vertices, faces)`` pairs
+    in the layer's model space (nm). Every mesh is checked before any is encoded.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> files = encode_multires_meshes({7: trimesh.creation.box()})
+    >>> sorted(files)
+    ['7', '7.index', 'info']
+    """
+    if vertex_quantization_bits not in (10, 16):
+        raise ValueError(f"vertex_quantization_bits must be 10 or 16, not "
+                         f"{vertex_quantization_bits!r}")
+    raw_ids = list(meshes.keys())
+    ids = as_uint64_ids(pd.Series(raw_ids, dtype=object), column="segment id",
+                        index=pd.Index(raw_ids, dtype=object))
+    if len(set(ids.tolist())) != len(ids):
+        dup = pd.Series(ids).duplicated(keep=False)
+        raise TableError("segment ids repeat after conversion to uint64", column="segment id",
+                         value=sorted(set(ids[dup.to_numpy()].tolist())))
+    checked = [(sid, *_vertices_faces(meshes[raw], sid))
+               for raw, sid in zip(raw_ids, ids.tolist(), strict=True)]
+    files = {"info": json.dumps(info(vertex_quantization_bits)).encode()}
+    for sid, vertices, faces in checked:
+        manifest, data = encode_multires_mesh(
+            vertices, faces, vertex_quantization_bits=vertex_quantization_bits,
+            num_lods=num_lods)
+        files[f"{sid}.index"] = manifest
+        files[str(sid)] = data
+    return files

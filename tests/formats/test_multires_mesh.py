@@ -1,0 +1,221 @@
+"""Multi-resolution mesh encoder, decoded here from the spec (manifests by hand, fragments
+with DracoPy): octree layout, fragments inside their bounds, the finest LOD is the input."""
+
+from __future__ import annotations
+
+import json
+
+import DracoPy
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial import cKDTree
+
+from nglive.formats.multires_mesh import encode_multires_meshes
+from nglive.formats.validation import TableError
+
+BIG_ID = 720575940379279361  # above 2**53: must survive exactly
+
+
+def decode_manifest(data: bytes) -> dict:
+    """``{id}.index`` as meshes.md lays it out (little-endian throughout)."""
+    off = 0
+
+    def take(dtype, count):
+        nonlocal off
+        arr = np.frombuffer(data, dtype, count=count, offset=off)
+        off += arr.nbytes
+        return arr
+
+    out = {"chunk_shape": take("<f4", 3), "grid_origin": take("<f4", 3)}
+    n = int(take("<u4", 1)[0])
+    out["lod_scales"] = take("<f4", n)
+    out["vertex_offsets"] = take("<f4", 3 * n).reshape(n, 3)
+    counts = take("<u4", n)
+    out["positions"], out["sizes"] = [], []
+    for c in counts:
+        out["positions"].append(take("<u4", 3 * int(c)).reshape(3, int(c)).T)
+        out["sizes"].append(take("<u4", int(c)))
+    assert off == len(data), "trailing bytes in the manifest"
+    return out
+
+
+def decode_fragments(manifest: dict, data: bytes, bits: int):
+    """Every non-empty fragment: (lod, position, integer vertices, model vertices, faces)."""
+    q = 2**bits - 1
+    chunk = manifest["chunk_shape"].astype(np.float64)
+    origin = manifest["grid_origin"].astype(np.float64)
+    start = 0
+    for lod, (positions, sizes) in enumerate(zip(manifest["positions"], manifest["sizes"],
+                                                 strict=True)):
+        for pos, size in zip(positions, sizes, strict=True):
+            if size == 0:
+                continue
+            mesh = DracoPy.decode(data[start:start + int(size)])
+            start += int(size)
+            ints = np.asarray(mesh.points, dtype=np.float64)
+            assert np.array_equal(ints, np.round(ints)), "positions must be integers"
+            model = (origin + manifest["vertex_offsets"][lod]
+                     + chunk * 2**lod * (pos + ints / q))
+            yield lod, pos, ints.astype(np.int64), model, np.asarray(mesh.faces)
+    assert start == len(data), "fragment sizes do not cover the data file"
+
+
+def zorder_key(p) -> int:
+    """Interleave x, y, z bits (x lowest), written independently of the encoder."""
+    key = 0
+    for bit in range(32):
+        for axis in range(3):
+            key |= ((int(p[axis]) >> bit) & 1) << (3 * bit + axis)
+    return key
+
+
+def decode(files, sid, bits=16):
+    manifest = decode_manifest(files[f"{sid}.index"])
+    return manifest, list(decode_fragments(manifest, files[str(sid)], bits))
+
+
+def lod_mesh(frags, lod) -> trimesh.Trimesh:
+    parts = [trimesh.Trimesh(model, faces, process=False)
+             for k, _, _, model, faces in frags if k == lod]
+    return trimesh.util.concatenate(parts)
+
+
+def distance_to_surface(mesh, points, k=8):
+    """Distance from each point to the nearest of the k triangles with nearest centroids."""
+    _, cand = cKDTree(mesh.triangles_center).query(points, k=k)
+    tris = mesh.triangles[cand].reshape(-1, 3, 3)
+    closest = trimesh.triangles.closest_point(tris, np.repeat(points, k, axis=0))
+    dist = np.linalg.norm(closest - np.repeat(points, k, axis=0), axis=1)
+    return dist.reshape(-1, k).min(axis=1)
+
+
+SPHERE = trimesh.creation.icosphere(subdivisions=5, radius=1000.0)  # 20,480 faces
+SPHERE.apply_translation([5000.0, -300.0, 120.0])
+
+
+@pytest.fixture(scope="module")
+def sphere_files():
+    return encode_multires_meshes({BIG_ID: SPHERE}, num_lods=4)
+
+
+def test_info_is_the_spec(sphere_files):
+    info = json.loads(sphere_files["info"])
+    assert info == {"@type": "neuroglancer_multilod_draco", "vertex_quantization_bits": 16,
+                    "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+                    "lod_scale_multiplier": 1.0}
+    assert sorted(sphere_files) == sorted([f"{BIG_ID}", f"{BIG_ID}.index", "info"])
+
+
+def test_octree_layout(sphere_files):
+    manifest, frags = decode(sphere_files, BIG_ID)
+    positions = manifest["positions"]
+    assert len(positions) == 4
+    assert positions[-1].tolist() == [[0, 0, 0]]  # one root
+    assert len(positions[0]) > 8  # the finest level is really split
+    for lod, pos in enumerate(positions):
+        keys = [zorder_key(p) for p in pos]
+        assert keys == sorted(keys) and len(set(keys)) == len(keys), f"lod {lod} not Z-order"
+        if lod:  # every finer node has its parent here (Neuroglancer walks from the root)
+            parents = {tuple(p) for p in pos}
+            assert {tuple(p >> 1) for p in positions[lod - 1]} <= parents
+    scales = manifest["lod_scales"]
+    assert np.all(scales > 0) and np.all(np.diff(scales) >= 0)
+    assert np.all(manifest["vertex_offsets"] == 0)
+    faces = [sum(len(f) for k, *_, f in frags if k == lod) for lod in range(4)]
+    assert faces[0] >= len(SPHERE.faces)  # cut, never dropped
+    assert all(a > 2 * b for a, b in zip(faces, faces[1:], strict=False)), faces
+
+
+@pytest.mark.parametrize("bits", [10, 16])
+def test_every_lod_inside_its_fragment(bits):
+    files = encode_multires_meshes({3: SPHERE}, num_lods=4, vertex_quantization_bits=bits)
+    manifest, frags = decode(files, 3, bits)
+    chunk = manifest["chunk_shape"].astype(np.float64)
+    origin = manifest["grid_origin"].astype(np.float64)
+    half = 2 ** (bits - 1)  # Neuroglancer's partition point for the 2x2x2 sub-grid
+    for lod, pos, ints, model, faces in frags:
+        assert ints.min() >= 0 and ints.max() < 2**bits
+        lo = origin + chunk * 2**lod * pos
+        hi = lo + chunk * 2**lod
+        tol = chunk * 2**lod * 1e-6
+        assert np.all(model >= lo - tol) and np.all(model <= hi + tol)
+        if lod:  # no triangle crosses a sub-grid plane (it may touch one)
+            corner = ints[faces]  # (m, 3 corners, 3 axes)
+            below = (corner <= half).all(axis=1)
+            above = (corner >= half).all(axis=1)
+            assert np.all(below | above), f"lod {lod} fragment {pos} crosses its sub-grid"
+
+
+def test_finest_lod_is_the_input_up_to_quantisation(sphere_files):
+    manifest, frags = decode(sphere_files, BIG_ID)
+    fine = lod_mesh(frags, 0)
+    step = float(manifest["chunk_shape"].max()) / (2**16 - 1)
+    assert fine.area == pytest.approx(SPHERE.area, rel=1e-4)
+    np.testing.assert_allclose(fine.bounds, SPHERE.bounds, atol=step)
+    # every input vertex is there, and every output vertex lies on the input surface
+    dist, _ = cKDTree(fine.vertices).query(SPHERE.vertices)
+    assert dist.max() <= step
+    assert distance_to_surface(SPHERE, fine.vertices).max() <= step
+    # fragments stitch: merged by position the cut sphere is closed again
+    fine.merge_vertices(digits_vertex=6)
+    assert fine.is_watertight
+
+
+def test_coarse_lods_approximate_the_input(sphere_files):
+    _, frags = decode(sphere_files, BIG_ID)
+    for lod in (1, 2, 3):
+        coarse = lod_mesh(frags, lod)
+        assert coarse.area == pytest.approx(SPHERE.area, rel=0.05)
+        dist = np.linalg.norm(coarse.vertices - SPHERE.center_mass, axis=1)
+        assert np.all(np.abs(dist - 1000.0) < 50.0)
+
+
+def test_large_triangles_are_cut_at_every_plane():
+    box = trimesh.creation.box(extents=(400.0, 100.0, 50.0)).subdivide().subdivide()
+    files = encode_multires_meshes({1: box}, num_lods=4)  # 192 faces over 8^3 cells
+    manifest, frags = decode(files, 1)
+    assert len(manifest["positions"]) == 4
+    fine = lod_mesh(frags, 0)
+    assert len(fine.faces) > 2 * len(box.faces)
+    assert len(manifest["positions"][0]) > 12
+    assert fine.area == pytest.approx(box.area, rel=1e-6)
+    fine.merge_vertices(digits_vertex=6)
+    assert fine.is_watertight
+
+
+def test_small_meshes_have_one_lod_and_empty_meshes_one_empty_node():
+    files = encode_multires_meshes({1: trimesh.creation.box(),
+                                    2: (np.zeros((0, 3)), np.zeros((0, 3), int))})
+    manifest, frags = decode(files, 1)
+    assert len(manifest["lod_scales"]) == 1 and len(frags) == 1
+    assert len(frags[0][4]) == 12
+    manifest, frags = decode(files, 2)
+    assert [p.tolist() for p in manifest["positions"]] == [[[0, 0, 0]]]
+    assert manifest["sizes"][0].tolist() == [0] and files["2"] == b""
+
+
+def test_string_and_numpy_ids_are_exact():
+    files = encode_multires_meshes({str(BIG_ID): trimesh.creation.box(),
+                                    np.uint64(2**64 - 1): trimesh.creation.box()})
+    assert f"{BIG_ID}.index" in files and f"{2**64 - 1}.index" in files
+
+
+@pytest.mark.parametrize(
+    "mesh, match, value",
+    [
+        ((np.array([[0, 0, 0], [1, 0, np.nan], [0, 1, 0]]), [[0, 1, 2]]), "not finite", "nan"),
+        ((np.eye(3), [[0, 1, 7]]), "vertex that does not exist", "value 7"),
+        ((np.eye(3), [[0, -2, 1]]), "vertex that does not exist", "value -2"),
+    ],
+)
+def test_bad_meshes_name_id_and_value_before_encoding(mesh, match, value):
+    good = trimesh.creation.icosphere()
+    with pytest.raises(TableError, match=match) as err:
+        encode_multires_meshes({1: good, BIG_ID: mesh})
+    assert f"row {BIG_ID}" in str(err.value) and value in str(err.value)
+
+
+def test_quantization_bits_must_be_10_or_16():
+    with pytest.raises(ValueError, match="10 or 16"):
+        encode_multires_meshes({1: trimesh.creation.box()}, vertex_quantization_bits=12)
