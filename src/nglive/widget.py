@@ -200,6 +200,7 @@ class Viewer(anywidget.AnyWidget):
         color_col: str | None = None,
         visible_col: str | None = None,
         coord_space="xyz",
+        format: str = "legacy",
         wait: bool = True,
         **property_keywords,
     ) -> MeshLayer:
@@ -223,6 +224,10 @@ class Viewer(anywidget.AnyWidget):
         coord_space
             Units and scales of the vertices, e.g. ``{"x": [8, "nm"], ...}`` for
             8 nm voxels; meshes are drawn in nm.
+        format : {"legacy", "multires"}
+            ``"legacy"`` sends each mesh whole; ``"multires"`` writes Neuroglancer's
+            multi-resolution format (levels of detail by quadric decimation, Draco
+            fragments): the viewer loads coarse levels first and detail where it looks.
         wait : bool
             Block until the first generation is written.
 
@@ -236,7 +241,7 @@ class Viewer(anywidget.AnyWidget):
         layer = MeshLayer(
             self, name, meshes, properties, id_col=id_col, label_col=label_col,
             color_col=color_col, visible_col=visible_col, coord_space=coord_space,
-            **property_keywords,
+            format=format, **property_keywords,
         )
         return self._bind(layer, wait)
 
