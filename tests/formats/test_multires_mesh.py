@@ -166,3 +166,18 @@ def test_bad_meshes_name_id_and_value_before_encoding(mesh, match, value):
 def test_quantization_bits_must_be_10_or_16():
     with pytest.raises(ValueError, match="10 or 16"):
         encode_multires_meshes({1: trimesh.creation.box()}, vertex_quantization_bits=12)
+
+
+@pytest.mark.parametrize("n_frags", [5, 70_000])  # 70,000: too many for one uint64 key
+def test_unique_corners_both_ways_agree(n_frags):
+    from nglive.formats.multires_mesh import _unique_corners
+
+    rng = np.random.default_rng(1)
+    frag_key = np.sort(rng.choice(10**6, n_frags, replace=False)).astype(np.uint64)
+    frag_key = np.repeat(frag_key, 2)  # two faces per fragment
+    local = rng.integers(0, 4, (3 * len(frag_key), 3))  # repeats within fragments
+    rows, inverse = _unique_corners(frag_key, local, 16)
+    expect = np.concatenate([np.repeat(frag_key, 3)[:, None].astype(np.int64), local], axis=1)
+    uniq, inv = np.unique(expect, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(rows, uniq)
+    np.testing.assert_array_equal(inverse, inv.ravel())

@@ -150,6 +150,26 @@ def _mean_edge(vertices, faces) -> float:
     return float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).mean())
 
 
+def _unique_corners(frag_key, local, bits):
+    """Unique (fragment, position) rows of the corners, sorted, and each corner's row."""
+    frags, rank = np.unique(frag_key, return_inverse=True)
+    rank = np.repeat(rank.ravel(), 3).astype(np.uint64)
+    if len(frags) <= 2 ** (64 - 3 * bits):  # one uint64 key per corner: a fast 1-D sort
+        b = np.uint64(bits)
+        u = local.astype(np.uint64)
+        key = (rank << (3 * b)) | (u[:, 0] << (2 * b)) | (u[:, 1] << b) | u[:, 2]
+        ukey, inverse = np.unique(key, return_inverse=True)
+        mask = np.uint64(2**bits - 1)
+        rows = np.stack([frags[(ukey >> (3 * b)).astype(np.int64)].astype(np.int64),
+                         ((ukey >> (2 * b)) & mask).astype(np.int64),
+                         ((ukey >> b) & mask).astype(np.int64),
+                         (ukey & mask).astype(np.int64)], axis=1)
+        return rows, inverse.ravel()
+    rows = np.concatenate([np.repeat(frag_key, 3)[:, None].astype(np.int64), local], axis=1)
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return uniq, inverse.ravel()
+
+
 def _encode_lod(vertices, faces, lod, top, origin, chunk, bits, level):
     """One LOD cut, quantised and Draco-encoded per fragment.
 
@@ -179,10 +199,8 @@ def _encode_lod(vertices, faces, lod, top, origin, chunk, bits, level):
     frag_key = morton(cell)
     order = np.argsort(frag_key, kind="stable")
     frag_key, local, cell = frag_key[order], local[order], cell[order]
-    corners = np.concatenate(
-        [np.repeat(frag_key, 3)[:, None].astype(np.int64), local.reshape(-1, 3)], axis=1)
     # vertices unique per fragment (sorted by fragment first, so fragments are blocks)
-    uniq, inverse = np.unique(corners, axis=0, return_inverse=True)
+    uniq, inverse = _unique_corners(frag_key, local.reshape(-1, 3), bits)
     tri = inverse.reshape(-1, 3)
     keep = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
     tri, frag_key, cell = tri[keep], frag_key[keep], cell[keep]
