@@ -11,7 +11,7 @@ import trimesh
 from multires_spec_decoder import decode_fragments, decode_manifest, zorder_key
 from scipy.spatial import cKDTree
 
-from nglive.formats.multires_mesh import encode_multires_meshes
+from nglive.formats.multires_mesh import SNAP, encode_multires_meshes
 from nglive.formats.validation import TableError
 
 BIG_ID = 720575940379279361  # above 2**53: must survive exactly
@@ -98,12 +98,16 @@ def test_finest_lod_is_the_input_up_to_quantisation(sphere_files):
     manifest, frags = decode(sphere_files, BIG_ID)
     fine = lod_mesh(frags, 0)
     step = float(manifest["chunk_shape"].max()) / (2**16 - 1)
+    # quantisation moves a vertex by up to half a step per axis, snapping onto a cut
+    # plane by up to SNAP of the fragment size (8 steps) on each axis
+    tol = np.sqrt(3) * (step / 2 + SNAP * float(manifest["chunk_shape"].max()))
     assert fine.area == pytest.approx(SPHERE.area, rel=1e-4)
-    np.testing.assert_allclose(fine.bounds, SPHERE.bounds, atol=step)
+    np.testing.assert_allclose(fine.bounds, SPHERE.bounds, atol=tol)
     # every input vertex is there, and every output vertex lies on the input surface
     dist, _ = cKDTree(fine.vertices).query(SPHERE.vertices)
-    assert dist.max() <= step
-    assert distance_to_surface(SPHERE, fine.vertices).max() <= step
+    assert dist.max() <= tol
+    assert np.quantile(dist, 0.9) <= step  # most vertices are not near a plane
+    assert distance_to_surface(SPHERE, fine.vertices).max() <= tol
     # fragments stitch: merged by position the cut sphere is closed again
     fine.merge_vertices(digits_vertex=6)
     assert fine.is_watertight
