@@ -1,5 +1,6 @@
 """A multi-resolution mesh in the real client: zoomed out it fetches only the coarse
-level of detail (server log of byte ranges), zoomed in the finest, and it is drawn."""
+level of detail (server log of byte ranges), zoomed in onto its surface the finest, and
+it is drawn."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def test_multires_mesh_coarse_when_zoomed_out_fine_when_zoomed_in(page):
         far = lod_of_ranges(viewer, key, lod_ends)
         assert far and set(far) == {2}, f"zoomed out, the client fetched LODs {far}"
 
-        with viewer.txn() as s:  # the ball fills the view
-            s.projection_scale = 12000
+        with viewer.txn() as s:  # close to its surface: pixels far finer than LOD 1's error
+            s.position = [0, 0, 5000]
+            s.projection_scale = 300
         assert viewer.server.wait_for_request(
             lambda r: r.key == key and r.range and int(
                 r.range.removeprefix("bytes=").split("-")[0]) < lod_ends[0], timeout=60)

@@ -114,12 +114,17 @@ def test_finest_lod_is_the_input_up_to_quantisation(sphere_files):
 
 
 def test_coarse_lods_approximate_the_input(sphere_files):
-    _, frags = decode(sphere_files, BIG_ID)
+    manifest, frags = decode(sphere_files, BIG_ID)
     for lod in (1, 2, 3):
         coarse = lod_mesh(frags, lod)
         assert coarse.area == pytest.approx(SPHERE.area, rel=0.05)
         dist = np.linalg.norm(coarse.vertices - SPHERE.center_mass, axis=1)
         assert np.all(np.abs(dist - 1000.0) < 50.0)
+        # lod_scales say how far each LOD strays from the input (Neuroglancer draws a
+        # LOD while that is under a pixel): the 90th percentile of the real distances
+        off = np.quantile(distance_to_surface(SPHERE, coarse.vertices), 0.9)
+        back = np.quantile(distance_to_surface(coarse, SPHERE.vertices), 0.9)
+        assert 0.5 * max(off, back) <= manifest["lod_scales"][lod] <= 2 * max(off, back)
 
 
 def test_large_triangles_are_cut_at_every_plane():

@@ -153,11 +153,43 @@ def _auto_lods(n_faces: int) -> int:
     return int(min(MAX_LODS, 1 + np.floor(np.log(n_faces / COARSEST_FACES) / np.log(4))))
 
 
-def _mean_edge(vertices, faces) -> float:
-    if not len(faces):
-        return 0.0
-    tri = vertices[faces]
-    return float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).mean())
+def _distance_to(vertices, faces, k=8):
+    """A function giving the distance from points to a mesh (nearest of the k triangles
+    with the nearest centroids: exact for small triangles, at worst an overestimate)."""
+    from scipy.spatial import cKDTree
+    from trimesh.triangles import closest_point
+
+    tris = vertices[faces]
+    k = min(k, len(tris))
+    tree = cKDTree(tris.mean(axis=1))
+
+    def distance(points):
+        _, cand = tree.query(points, k=k)
+        rep = np.repeat(points, k, axis=0)
+        near = closest_point(tris[np.asarray(cand).reshape(-1)], rep)
+        return np.linalg.norm(near - rep, axis=1).reshape(-1, k).min(axis=1)
+
+    return distance
+
+
+def _sample(vertices, faces, n=2048):
+    used = np.unique(faces)
+    return vertices[used[:: max(1, len(used) // n)]]
+
+
+def _lod_errors(lods) -> list[float]:
+    """How far each coarser LOD strays from the finest, both ways (90th percentile over
+    a sample of vertices): the "resolution" Neuroglancer compares with a pixel."""
+    if len(lods) < 2 or not len(lods[0][1]):
+        return []
+    to_fine = _distance_to(*lods[0])
+    fine_pts = _sample(*lods[0])
+    out = []
+    for v, f in lods[1:]:
+        there = np.quantile(to_fine(_sample(v, f)), 0.9)
+        back = np.quantile(_distance_to(v, f)(fine_pts), 0.9)
+        out.append(float(max(there, back)))
+    return out
 
 
 def _unique_corners(frag_key, local, bits):
@@ -271,7 +303,11 @@ def encode_multires_mesh(vertices, faces, *, vertex_quantization_bits: int = 16,
             allp = np.zeros((1, 3), np.int64)  # an empty mesh: one empty node
         keys, first = np.unique(morton(allp), return_index=True)
         nodes.append(allp[first])
-    lod_scales = np.maximum.accumulate([_mean_edge(v, f) for v, f in lods])
+    # LOD k is drawn while its error is under a pixel (times the layer's "Resolution
+    # (mesh)", 1 by default); LOD 0 gets the quantisation step (0 would mean "absent")
+    floor = float(chunk[0]) / (2**bits - 1)
+    errors = [floor] + _lod_errors(lods)
+    lod_scales = np.maximum.accumulate(np.maximum(errors, floor))
     head = [np.asarray(chunk, "<f4"), np.asarray(origin, "<f4"),
             np.asarray([len(lods)], "<u4"), np.asarray(lod_scales, "<f4"),
             np.zeros((len(lods), 3), "<f4"), np.asarray([len(n) for n in nodes], "<u4")]
