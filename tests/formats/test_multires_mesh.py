@@ -190,3 +190,24 @@ def test_unique_corners_both_ways_agree(n_frags):
     uniq, inv = np.unique(expect, axis=0, return_inverse=True)
     np.testing.assert_array_equal(rows, uniq)
     np.testing.assert_array_equal(inverse, inv.ravel())
+
+
+def test_sharded_manifests_have_their_fragments_just_before_them():
+    from tensorstore_shards import read_with_tensorstore
+
+    meshes = {BIG_ID: SPHERE, 5: trimesh.creation.box(), 6: trimesh.creation.icosphere()}
+    plain = encode_multires_meshes(meshes, num_lods=3)
+    files = encode_multires_meshes(meshes, num_lods=3, sharding=True)
+    sharding = json.loads(files["info"])["sharding"]
+    assert sharding["data_encoding"] == "raw"  # fragments are read by byte range
+    assert json.loads(files["info"])["@type"] == "neuroglancer_multilod_draco"
+    shards = {k: v for k, v in files.items() if k != "info"}
+    assert shards and all(k.endswith(".shard") for k in shards)
+    _, read = read_with_tensorstore(shards, sharding, list(meshes), listing=False)
+    for sid in meshes:
+        manifest = read[sid]
+        assert manifest == plain[f"{sid}.index"]  # the key reads the manifest alone
+        size = int(sum(s.sum() for s in decode_manifest(manifest)["sizes"]))
+        (shard,) = [v for v in shards.values() if manifest in v]
+        at = shard.index(manifest)
+        assert shard[at - size:at] == plain[str(sid)]

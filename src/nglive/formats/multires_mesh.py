@@ -327,12 +327,16 @@ def encode_multires_mesh(vertices, faces, *, vertex_quantization_bits: int = 16,
 
 
 def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 16,
-                           num_lods: int | None = None) -> dict[str, bytes]:
+                           num_lods: int | None = None,
+                           sharding: dict | bool = False) -> dict[str, bytes]:
     """Encode ``{segment id: mesh}`` as a multi-resolution mesh source: ``{key: bytes}``.
 
     Keys are ``info``, the manifest ``{id}.index`` and the fragment data ``{id}`` per
-    segment (unsharded). Meshes are ``trimesh.Trimesh`` or ``(vertices, faces)`` pairs
-    in the layer's model space (nm). Every mesh is checked before any is encoded.
+    segment; or, with ``sharding`` (True for parameters sized to the data, or a
+    ``neuroglancer_uint64_sharded_v1`` spec with raw data), ``info`` and shard files
+    in which each manifest is keyed by its segment id with the fragment data just
+    before it. Meshes are ``trimesh.Trimesh`` or ``(vertices, faces)`` pairs in the
+    layer's model space (nm). Every mesh is checked before any is encoded.
 
     Examples
     --------
@@ -353,11 +357,28 @@ def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 1
                          value=sorted(set(ids[dup.to_numpy()].tolist())))
     checked = [(sid, *_vertices_faces(meshes[raw], sid))
                for raw, sid in zip(raw_ids, ids.tolist(), strict=True)]
-    files = {"info": json.dumps(info(vertex_quantization_bits)).encode()}
-    for sid, vertices, faces in checked:
-        manifest, data = encode_multires_mesh(
-            vertices, faces, vertex_quantization_bits=vertex_quantization_bits,
-            num_lods=num_lods)
-        files[f"{sid}.index"] = manifest
-        files[str(sid)] = data
+    encoded = [(sid, *encode_multires_mesh(
+        vertices, faces, vertex_quantization_bits=vertex_quantization_bits,
+        num_lods=num_lods)) for sid, vertices, faces in checked]
+    if sharding is False or sharding is None:
+        files = {"info": json.dumps(info(vertex_quantization_bits)).encode()}
+        for sid, manifest, data in encoded:
+            files[f"{sid}.index"] = manifest
+            files[str(sid)] = data
+        return files
+    return _sharded(encoded, sharding, vertex_quantization_bits)
+
+
+def _sharded(encoded, sharding, bits) -> dict[str, bytes]:
+    from .annotations.sharding import choose_sharding
+    from .sharded import pack_shards
+
+    blobs = [data + manifest for _, manifest, data in encoded]
+    if sharding is True:
+        sharding = choose_sharding(len(blobs), sum(map(len, blobs)))
+    keys = np.array([sid for sid, _, _ in encoded], dtype=np.uint64)
+    bounds = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+    leading = np.array([len(data) for _, _, data in encoded], dtype=np.int64)
+    files = pack_shards(keys, b"".join(blobs), bounds, sharding, leading=leading)
+    files["info"] = json.dumps(info(bits, sharding)).encode()
     return files
