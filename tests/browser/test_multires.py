@@ -70,3 +70,37 @@ def test_multires_mesh_coarse_when_zoomed_out_fine_when_zoomed_in(page):
         assert set(lod_of_ranges(viewer, key, lod_ends)) == {0, 1, 2}
     finally:
         viewer.close()
+
+
+def test_sharded_multires_mesh_is_drawn(page):
+    import neuroglancer
+
+    from nglive.formats.multires_mesh import encode_multires_meshes
+
+    meshes = {7: trimesh.creation.icosphere(subdivisions=5, radius=5000.0),
+              9: trimesh.creation.box(extents=(4000, 4000, 4000)).apply_translation(
+                  (9000, 0, 0))}
+    files = encode_multires_meshes(meshes, num_lods=3, sharding=True)
+    viewer = nglive.Viewer(layout="3d", log_requests=True)
+    try:
+        gen = viewer.store.write_generation("sharded/mesh", files)
+        url = viewer.server.url_for(f"sharded/mesh/{gen.number}")
+        with viewer.txn() as s:
+            s.layers["sh"] = neuroglancer.SegmentationLayer(source="precomputed://" + url,
+                                                            segments=[7, 9])
+            s.position = [4500, 0, 0]
+            s.projection_scale = 30000
+        page.goto(viewer.url)
+        assert viewer.server.wait_for_request(
+            lambda r: r.key.endswith(".shard") and r.status == 206, timeout=60)
+        frac = drawn(page)
+        png = page.screenshot()
+        if SHOT:
+            page.screenshot(path=SHOT.replace(".png", "_sharded.png"))
+        assert frac > 0.02, "the sharded multires meshes were not drawn"
+        # both meshes: pixels on the left (the ball) and on the right (the box) half
+        assert non_background_fraction(png, (0, 100, 500, 800)) > 0.1
+        assert non_background_fraction(png, (540, 100, 1000, 800)) > 0.02
+        assert not [r for r in viewer.server.requests if r.status >= 400]
+    finally:
+        viewer.close()
