@@ -211,3 +211,25 @@ def test_sharded_manifests_have_their_fragments_just_before_them():
         (shard,) = [v for v in shards.values() if manifest in v]
         at = shard.index(manifest)
         assert shard[at - size:at] == plain[str(sid)]
+
+
+def test_cache_re_encodes_only_edited_meshes(monkeypatch):
+    import nglive.formats.multires_mesh as mm
+
+    calls = []
+    real = mm.encode_multires_mesh
+    monkeypatch.setattr(mm, "encode_multires_mesh",
+                        lambda v, f, **kw: calls.append(len(f)) or real(v, f, **kw))
+    cache: dict = {}
+    meshes = {1: trimesh.creation.box(), 2: trimesh.creation.icosphere(), 3: SPHERE}
+    first = encode_multires_meshes(meshes, cache=cache)
+    assert len(calls) == 3
+    moved = trimesh.creation.icosphere().apply_translation((5, 0, 0))
+    again = encode_multires_meshes({**meshes, 2: moved}, cache=cache)
+    assert len(calls) == 4  # only the moved one
+    assert again["3"] == first["3"]
+    # (fragments are relative to the grid, so a moved mesh changes its manifest only)
+    assert again["2.index"] != first["2.index"]
+    assert again == encode_multires_meshes({**meshes, 2: moved})  # same bytes as fresh
+    encode_multires_meshes({1: meshes[1]}, cache=cache)
+    assert len(cache) == 1  # dropped meshes leave the cache

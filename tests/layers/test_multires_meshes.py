@@ -98,3 +98,21 @@ def test_edits_regenerate_and_bad_meshes_keep_the_last_good_data(viewer):
 def test_unknown_format_is_refused(viewer):
     with pytest.raises(ValueError, match="format must be one of"):
         viewer.add_meshes("m", {1: trimesh.creation.box()}, format="draco")
+
+
+def test_an_edit_re_encodes_only_the_edited_mesh(viewer, monkeypatch):
+    import nglive.formats.multires_mesh as mm
+
+    calls = []
+    real = mm.encode_multires_mesh
+    monkeypatch.setattr(mm, "encode_multires_mesh",
+                        lambda v, f, **kw: calls.append(len(f)) or real(v, f, **kw))
+    meshes = {i: trimesh.creation.icosphere(radius=10.0 * i) for i in (1, 2, 3)}
+    layer = viewer.add_meshes("m", meshes, format="multires")
+    assert len(calls) == 3
+    meshes[2] = trimesh.creation.box(extents=(5, 5, 5))
+    live.check_all()
+    layer.wait()
+    assert layer.generations["mesh"] == 1 and len(calls) == 4
+    assert len(served_lod0(viewer, "m", 2).faces) == 12
+    assert served_lod0(viewer, "m", 3).area == pytest.approx(meshes[3].area, rel=1e-4)

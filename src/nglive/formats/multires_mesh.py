@@ -18,6 +18,7 @@ Neuroglancer reads Draco's quantised integers directly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 
@@ -328,7 +329,8 @@ def encode_multires_mesh(vertices, faces, *, vertex_quantization_bits: int = 16,
 
 def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 16,
                            num_lods: int | None = None,
-                           sharding: dict | bool = False) -> dict[str, bytes]:
+                           sharding: dict | bool = False,
+                           cache: dict | None = None) -> dict[str, bytes]:
     """Encode ``{segment id: mesh}`` as a multi-resolution mesh source: ``{key: bytes}``.
 
     Keys are ``info``, the manifest ``{id}.index`` and the fragment data ``{id}`` per
@@ -337,6 +339,10 @@ def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 1
     in which each manifest is keyed by its segment id with the fragment data just
     before it. Meshes are ``trimesh.Trimesh`` or ``(vertices, faces)`` pairs in the
     layer's model space (nm). Every mesh is checked before any is encoded.
+
+    ``cache``, a dict kept by the caller between calls, makes re-encoding cheap after
+    an edit: a mesh whose id and arrays are unchanged is not encoded again (the dict
+    is left holding the current meshes only).
 
     Examples
     --------
@@ -357,9 +363,23 @@ def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 1
                          value=sorted(set(ids[dup.to_numpy()].tolist())))
     checked = [(sid, *_vertices_faces(meshes[raw], sid))
                for raw, sid in zip(raw_ids, ids.tolist(), strict=True)]
-    encoded = [(sid, *encode_multires_mesh(
-        vertices, faces, vertex_quantization_bits=vertex_quantization_bits,
-        num_lods=num_lods)) for sid, vertices, faces in checked]
+    fresh = {}
+    encoded = []
+    for sid, vertices, faces in checked:
+        key = None
+        if cache is not None:
+            key = (sid, vertex_quantization_bits, num_lods, _digest(vertices, faces))
+        if key in (cache or {}):
+            manifest, data = cache[key]
+        else:
+            manifest, data = encode_multires_mesh(
+                vertices, faces, vertex_quantization_bits=vertex_quantization_bits,
+                num_lods=num_lods)
+        fresh[key] = (manifest, data)
+        encoded.append((sid, manifest, data))
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     if sharding is False or sharding is None:
         files = {"info": json.dumps(info(vertex_quantization_bits)).encode()}
         for sid, manifest, data in encoded:
@@ -367,6 +387,14 @@ def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 1
             files[str(sid)] = data
         return files
     return _sharded(encoded, sharding, vertex_quantization_bits)
+
+
+def _digest(vertices, faces) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for arr in (np.ascontiguousarray(vertices, np.float64), np.ascontiguousarray(faces)):
+        h.update(repr((arr.shape, arr.dtype.str)).encode())
+        h.update(arr.view(np.uint8).reshape(-1))
+    return h.digest()
 
 
 def _sharded(encoded, sharding, bits) -> dict[str, bytes]:

@@ -70,6 +70,7 @@ class MeshLayer(PropertiesBinding):
             raise ValueError(f"format must be one of {MESH_FORMATS}, not {format!r}")
         super().__init__(viewer, name)
         self.format = format
+        self._multires_cache: dict = {}
         self.meshes = meshes
         self.nm_per_coordinate = nm_per_coordinate(coord_space)
         self.df = None
@@ -89,8 +90,10 @@ class MeshLayer(PropertiesBinding):
                                  **property_keywords)
 
     def _encode_meshes(self, meshes: Mapping) -> dict[str, bytes]:
-        encode = encode_multires_meshes if self.format == "multires" else encode_legacy_meshes
-        files = encode(self._in_nm(meshes))
+        if self.format == "multires":  # the cache: only edited meshes are re-encoded
+            files = encode_multires_meshes(self._in_nm(meshes), cache=self._multires_cache)
+        else:
+            files = encode_legacy_meshes(self._in_nm(meshes))
         ids = as_uint64_ids(pd.Series(list(meshes), dtype=object), column="segment id")
         self._mesh_ids = [str(i) for i in ids.tolist()]
         return files
