@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .legacy_mesh import _vertices_faces
+from .multires_grid import split_on_grid
+from .multires_lods import decimated_lods, lod_errors
 from .validation import TableError, as_uint64_ids
 
 #: Faces of the coarsest LOD (about): fewer LODs for smaller meshes.
@@ -57,140 +59,10 @@ def morton(positions: np.ndarray) -> np.ndarray:
     return key
 
 
-def _cut_at_plane(vertices, faces, axis, plane):
-    """Cut triangles that cross ``x[axis] == plane[i]`` (one plane per face, every face
-    crossing) into pieces on either side. Returns (vertices, pieces)."""
-    d = vertices[faces, axis] - plane[:, None]
-    sign = np.sign(d).astype(np.int8)
-    on = sign == 0
-    has_zero = on.any(axis=1)
-    # the "apex": the vertex on the plane (two pieces), else the one alone on its side
-    lone_neg = (sign < 0).sum(axis=1) == 1
-    apex_sign = np.where(lone_neg, -1, 1)
-    apex = np.where(has_zero, on.argmax(axis=1), (sign == apex_sign[:, None]).argmax(axis=1))
-    rows = np.arange(len(faces))[:, None]
-    tri = faces[rows, (apex[:, None] + np.arange(3)) % 3]  # rotated: keeps orientation
-    a, b, c = tri.T
-    # edges to cut: (a, b) and (a, c) without a zero; (b, c) with one
-    e1 = np.where(has_zero, b, a)
-    e2 = np.where(has_zero, c, b)
-    edges = np.concatenate([np.stack([e1, e2], 1), np.stack([a, c], 1)[~has_zero]])
-    edges.sort(axis=1)  # the same new vertex for both triangles sharing an edge
-    uniq, inverse = np.unique(edges, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    p_edge = np.concatenate([plane, plane[~has_zero]])
-    p_uniq = np.empty(len(uniq))
-    p_uniq[inverse] = p_edge
-    lo, hi = vertices[uniq[:, 0]], vertices[uniq[:, 1]]
-    t = (p_uniq - lo[:, axis]) / (hi[:, axis] - lo[:, axis])
-    new = lo + t[:, None] * (hi - lo)
-    new[:, axis] = p_uniq  # exactly on the plane: later tests against it are exact
-    new_ids = len(vertices) + inverse
-    u = new_ids[: len(faces)]
-    w = np.empty(len(faces), dtype=faces.dtype)
-    w[~has_zero] = new_ids[len(faces):]
-    z, nz = has_zero, ~has_zero
-    pieces = [
-        np.stack([a[z], b[z], u[z]], 1), np.stack([a[z], u[z], c[z]], 1),
-        np.stack([a[nz], u[nz], w[nz]], 1), np.stack([u[nz], b[nz], c[nz]], 1),
-        np.stack([u[nz], c[nz], w[nz]], 1),
-    ]
-    return np.concatenate([vertices, new]), np.concatenate(pieces)
-
-
-def split_on_grid(vertices, faces, origin, spacing, snap=0.0):
-    """Cut a mesh so that no triangle crosses a plane ``origin + k * spacing`` (any axis).
-
-    Vectorised: each pass cuts every crossing triangle at the first plane above its
-    lowest vertex; passes repeat while triangles still cross (triangles spanning
-    several planes need several). Vertices within ``snap`` of a plane are first moved
-    onto it: a cut that close to a vertex would leave slivers whose normals, once
-    quantised, point anywhere (Neuroglancer weighs every triangle's normal equally).
-    """
-    vertices = np.array(vertices, dtype=np.float64)
-    faces = np.asarray(faces, dtype=np.int64)
-    if snap > 0:
-        k = np.round((vertices - origin) / spacing)
-        plane = origin + k * spacing
-        near = np.abs(vertices - plane) <= snap
-        vertices[near] = plane[near]
-    for axis in range(3):
-        done = []
-        active = faces
-        while len(active):
-            x = vertices[active, axis]
-            lo, hi = x.min(axis=1), x.max(axis=1)
-            k = np.floor((lo - origin[axis]) / spacing[axis]) + 1
-            plane = origin[axis] + k * spacing[axis]
-            low = plane <= lo  # rounding put the plane at or below the lowest vertex
-            plane[low] = origin[axis] + (k[low] + 1) * spacing[axis]
-            cross = hi > plane
-            done.append(active[~cross])
-            if not cross.any():
-                break
-            vertices, active = _cut_at_plane(vertices, active[cross], axis, plane[cross])
-        faces = np.concatenate(done) if done else faces
-    return vertices, faces
-
-
-def _lods(vertices, faces, num_lods):
-    import fast_simplification
-
-    out = [(vertices, faces)]
-    while len(out) < num_lods:
-        v, f = out[-1]
-        if len(f) < 8:
-            break
-        v2, f2 = fast_simplification.simplify(v, f, target_reduction=0.75)
-        if len(f2) == 0:
-            break
-        out.append((np.asarray(v2, dtype=np.float64), np.asarray(f2, dtype=np.int64)))
-    return out
-
-
 def _auto_lods(n_faces: int) -> int:
     if n_faces <= COARSEST_FACES:
         return 1
     return int(min(MAX_LODS, 1 + np.floor(np.log(n_faces / COARSEST_FACES) / np.log(4))))
-
-
-def _distance_to(vertices, faces, k=8):
-    """A function giving the distance from points to a mesh (nearest of the k triangles
-    with the nearest centroids: exact for small triangles, at worst an overestimate)."""
-    from scipy.spatial import cKDTree
-    from trimesh.triangles import closest_point
-
-    tris = vertices[faces]
-    k = min(k, len(tris))
-    tree = cKDTree(tris.mean(axis=1))
-
-    def distance(points):
-        _, cand = tree.query(points, k=k)
-        rep = np.repeat(points, k, axis=0)
-        near = closest_point(tris[np.asarray(cand).reshape(-1)], rep)
-        return np.linalg.norm(near - rep, axis=1).reshape(-1, k).min(axis=1)
-
-    return distance
-
-
-def _sample(vertices, faces, n=2048):
-    used = np.unique(faces)
-    return vertices[used[:: max(1, len(used) // n)]]
-
-
-def _lod_errors(lods) -> list[float]:
-    """How far each coarser LOD strays from the finest, both ways (90th percentile over
-    a sample of vertices): the "resolution" Neuroglancer compares with a pixel."""
-    if len(lods) < 2 or not len(lods[0][1]):
-        return []
-    to_fine = _distance_to(*lods[0])
-    fine_pts = _sample(*lods[0])
-    out = []
-    for v, f in lods[1:]:
-        there = np.quantile(to_fine(_sample(v, f)), 0.9)
-        back = np.quantile(_distance_to(v, f)(fine_pts), 0.9)
-        out.append(float(max(there, back)))
-    return out
 
 
 def _unique_corners(frag_key, local, bits):
@@ -275,7 +147,7 @@ def encode_multires_mesh(vertices, faces, *, vertex_quantization_bits: int = 16,
     bits = vertex_quantization_bits
     if num_lods is None:
         num_lods = _auto_lods(len(faces))
-    lods = _lods(vertices, faces, num_lods) if len(faces) else [(vertices, faces)]
+    lods = decimated_lods(vertices, faces, num_lods) if len(faces) else [(vertices, faces)]
     top = len(lods) - 1
     used = vertices[np.unique(faces)] if len(faces) else np.zeros((1, 3))
     lo, hi = used.min(axis=0), used.max(axis=0)
@@ -307,7 +179,7 @@ def encode_multires_mesh(vertices, faces, *, vertex_quantization_bits: int = 16,
     # LOD k is drawn while its error is under a pixel (times the layer's "Resolution
     # (mesh)", 1 by default); LOD 0 gets the quantisation step (0 would mean "absent")
     floor = float(chunk[0]) / (2**bits - 1)
-    errors = [floor] + _lod_errors(lods)
+    errors = [floor] + lod_errors(lods)
     lod_scales = np.maximum.accumulate(np.maximum(errors, floor))
     head = [np.asarray(chunk, "<f4"), np.asarray(origin, "<f4"),
             np.asarray([len(lods)], "<u4"), np.asarray(lod_scales, "<f4"),
