@@ -151,6 +151,19 @@ def test_small_meshes_have_one_lod_and_empty_meshes_one_empty_node():
     assert manifest["sizes"][0].tolist() == [0] and files["2"] == b""
 
 
+def test_degenerate_meshes_encode():
+    point = (np.zeros((3, 3)), [[0, 1, 2]])  # the face collapses: an empty mesh
+    line = (np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], float), [[0, 1, 2]])
+    files = encode_multires_meshes({1: point, 2: line}, num_lods=2)
+    manifest, frags = decode(files, 1)
+    assert frags == [] and files["1"] == b""
+    assert all(s.sum() == 0 for s in manifest["sizes"])
+    _, frags = decode(files, 2)  # a zero-area triangle is kept as it is
+    assert [len(f) for *_, f in frags] == [1]
+    got = frags[0][3]
+    np.testing.assert_allclose(got[np.argsort(got[:, 0])], line[0], atol=1e-4)
+
+
 def test_string_and_numpy_ids_are_exact():
     files = encode_multires_meshes({str(BIG_ID): trimesh.creation.box(),
                                     np.uint64(2**64 - 1): trimesh.creation.box()})

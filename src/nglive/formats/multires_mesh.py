@@ -120,6 +120,8 @@ def _encode_lod(vertices, faces, lod, top, origin, chunk, bits, level):
     tri = inverse.reshape(-1, 3)
     keep = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
     tri, frag_key, cell = tri[keep], frag_key[keep], cell[keep]
+    if not len(tri):  # every face collapsed to a line or a point at this quantisation
+        return np.zeros((0, 3), np.int64), [], (sub if lod else None)
     keys, face_start = np.unique(frag_key, return_index=True)
     face_end = np.append(face_start[1:], len(tri))
     vert_start = np.searchsorted(uniq[:, 0], keys.astype(np.int64), side="left")
