@@ -305,6 +305,7 @@ class Viewer(anywidget.AnyWidget):
         coord_space="xyz",
         fill_cavities: bool = False,
         repair: bool = True,
+        format: str = "legacy",
         wait: bool = True,
     ) -> AlphaMeshLayer:
         """Add alpha-shape meshes of point groups, re-meshed live as the points change.
@@ -327,6 +328,8 @@ class Viewer(anywidget.AnyWidget):
         fill_cavities, repair : bool
             Fill sealed pockets; grow the shape around non-manifold spots so each mesh
             is a valid volume.
+        format : {"legacy", "multires"}
+            As in :meth:`add_meshes`.
 
         Returns
         -------
@@ -336,7 +339,7 @@ class Viewer(anywidget.AnyWidget):
         self._check_new_name(name)
         layer = AlphaMeshLayer(self, name, points_df, group_col=group_col, alpha=alpha,
                                coord_space=coord_space, fill_cavities=fill_cavities,
-                               repair=repair)
+                               repair=repair, format=format)
         return self._bind(layer, wait)
 
     def add_local_annotations(
