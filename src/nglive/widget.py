@@ -228,6 +228,9 @@ class Viewer(anywidget.AnyWidget):
             ``"legacy"`` sends each mesh whole; ``"multires"`` writes Neuroglancer's
             multi-resolution format (levels of detail by quadric decimation, Draco
             fragments): the viewer loads coarse levels first and detail where it looks.
+            Multires costs about 10 s of encoding per million faces (only edited
+            meshes are re-encoded) and pays off for large meshes viewed zoomed out,
+            over slow links and in publications (about 8x fewer bytes).
         wait : bool
             Block until the first generation is written.
 
