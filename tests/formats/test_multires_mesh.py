@@ -208,7 +208,7 @@ def test_unique_corners_both_ways_agree(n_frags):
 def test_sharded_manifests_have_their_fragments_just_before_them():
     from tensorstore_shards import read_with_tensorstore
 
-    meshes = {BIG_ID: SPHERE, 5: trimesh.creation.box(), 6: trimesh.creation.icosphere()}
+    meshes = {BIG_ID: SPHERE, 2**64 - 1: trimesh.creation.box(), 6: trimesh.creation.icosphere()}
     plain = encode_multires_meshes(meshes, num_lods=3)
     files = encode_multires_meshes(meshes, num_lods=3, sharding=True)
     sharding = json.loads(files["info"])["sharding"]
