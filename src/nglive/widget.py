@@ -201,6 +201,7 @@ class Viewer(anywidget.AnyWidget):
         color_col: str | None = None,
         visible_col: str | None = None,
         coord_space="xyz",
+        format: str = "legacy",
         wait: bool = True,
         **property_keywords,
     ) -> MeshLayer:
@@ -224,6 +225,13 @@ class Viewer(anywidget.AnyWidget):
         coord_space
             Units and scales of the vertices, e.g. ``{"x": [8, "nm"], ...}`` for
             8 nm voxels; meshes are drawn in nm.
+        format : {"legacy", "multires"}
+            ``"legacy"`` sends each mesh whole; ``"multires"`` writes Neuroglancer's
+            multi-resolution format (levels of detail by quadric decimation, Draco
+            fragments): the viewer loads coarse levels first and detail where it looks.
+            Multires costs about 10 s of encoding per million faces (only edited
+            meshes are re-encoded) and pays off for large meshes viewed zoomed out,
+            over slow links and in publications (about 8x fewer bytes).
         wait : bool
             Block until the first generation is written.
 
@@ -237,7 +245,7 @@ class Viewer(anywidget.AnyWidget):
         layer = MeshLayer(
             self, name, meshes, properties, id_col=id_col, label_col=label_col,
             color_col=color_col, visible_col=visible_col, coord_space=coord_space,
-            **property_keywords,
+            format=format, **property_keywords,
         )
         return self._bind(layer, wait)
 
@@ -361,6 +369,7 @@ class Viewer(anywidget.AnyWidget):
         coord_space="xyz",
         fill_cavities: bool = False,
         repair: bool = True,
+        format: str = "legacy",
         wait: bool = True,
     ) -> AlphaMeshLayer:
         """Add alpha-shape meshes of point groups, re-meshed live as the points change.
@@ -383,6 +392,8 @@ class Viewer(anywidget.AnyWidget):
         fill_cavities, repair : bool
             Fill sealed pockets; grow the shape around non-manifold spots so each mesh
             is a valid volume.
+        format : {"legacy", "multires"}
+            As in :meth:`add_meshes`.
 
         Returns
         -------
@@ -392,7 +403,7 @@ class Viewer(anywidget.AnyWidget):
         self._check_new_name(name)
         layer = AlphaMeshLayer(self, name, points_df, group_col=group_col, alpha=alpha,
                                coord_space=coord_space, fill_cavities=fill_cavities,
-                               repair=repair)
+                               repair=repair, format=format)
         return self._bind(layer, wait)
 
     def add_local_annotations(

@@ -167,6 +167,32 @@ def test_bad_input_is_rejected():
             pack_shards(np.array([1], np.uint64), b"a", np.array([0, 1]), bad)
 
 
+@pytest.mark.parametrize("index", ["gzip", "raw"])
+def test_leading_bytes_are_kept_before_the_indexed_value(index):
+    rng = np.random.default_rng(5)
+    keys = np.unique(rng.integers(0, 2**64, 200, dtype=np.uint64))
+    heads = [rng.bytes(int(n)) for n in rng.integers(0, 30, len(keys))]
+    tails = [rng.bytes(int(n)) for n in rng.integers(0, 40, len(keys))]
+    blobs = [h + t for h, t in zip(heads, tails, strict=True)]
+    bounds = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
+    sharding = spec(0, 2, 1, index=index)
+    files = pack_shards(keys, b"".join(blobs), bounds, sharding,
+                        leading=np.array([len(h) for h in heads]))
+    _, read = read_with_tensorstore(files, sharding, keys.tolist(), listing=False)
+    for k, h, t in zip(keys.tolist(), heads, tails, strict=True):
+        assert read[k] == t
+        if len(t) >= 16:  # the head sits just before (a long random tail is unique)
+            (shard,) = [v for v in files.values() if t in v]
+            at = shard.index(t)
+            assert shard[at - len(h):at] == h
+    with pytest.raises(ValueError, match="raw data"):
+        pack_shards(keys, b"".join(blobs), bounds, spec(0, 2, 1, data="gzip"),
+                    leading=np.zeros(len(keys), int))
+    with pytest.raises(ValueError, match="at most its value"):
+        pack_shards(keys, b"".join(blobs), bounds, sharding,
+                    leading=np.full(len(keys), 100))
+
+
 def test_shard_names_are_padded_lowercase_hex():
     assert shard_name(0, spec(0, 0, 0)) == "0.shard"
     assert shard_name(10, spec(0, 0, 4)) == "a.shard"

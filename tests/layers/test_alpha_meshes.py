@@ -171,3 +171,26 @@ def test_voxel_grid_points_with_repeats_are_merged_and_meshed(viewer):
     assert rep["error"] is None and rep["watertight"]
     assert rep["merged_duplicates"] == len(df) - distinct
     assert rep["n_solids"] >= 1
+
+
+def test_alpha_meshes_as_multires(viewer, points):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
+    from multires_spec_decoder import decode_fragments, decode_manifest
+
+    layer = viewer.add_alpha_mesh("regions", points, "region", format="multires")
+    url = viewer.state.layers["regions"].source[0].url
+    assert json.loads(fetch(url + "/info"))["@type"] == "neuroglancer_multilod_draco"
+    for g in layer.groups.values():
+        if g.mesh is None:
+            continue
+        manifest = decode_manifest(fetch(f"{url}/{g.segment_id}.index"))
+        frags = decode_fragments(manifest, fetch(f"{url}/{g.segment_id}"), 16)
+        area = sum(float(np.linalg.norm(np.cross(*(m[f][:, 1:] - m[f][:, :1]).transpose(1, 0, 2)),
+                                        axis=1).sum()) / 2
+                   for lod, _, _, m, f in frags if lod == 0)
+        assert area == pytest.approx(g.mesh.area, rel=1e-3)
+    with pytest.raises(ValueError, match="format must be one of"):
+        viewer.add_alpha_mesh("other", points, "region", format="obj")

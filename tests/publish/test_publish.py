@@ -384,3 +384,23 @@ def test_unchanged_shards_of_a_changed_index_are_copied_not_uploaded(viewer, tmp
         viewer.publish(tmp_path, url=server.url)
         got = decoded(f"{server.url}/synapses/annotations")
     assert len(got) == len(pts) and got[int(pts.index[0])][1] == [99.0]
+
+
+def test_multires_meshes_publish_and_read_back(viewer, tmp_path):
+    import sys
+
+    import trimesh
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "formats"))
+    from multires_spec_decoder import decode_fragments, decode_manifest
+
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=500.0)
+    viewer.add_meshes("balls", {7: ball}, format="multires")
+    viewer.publish(tmp_path, url=URL)
+    info = json.loads((tmp_path / "balls/mesh/info").read_text())
+    assert info["@type"] == "neuroglancer_multilod_draco"
+    manifest = decode_manifest((tmp_path / "balls/mesh/7.index").read_bytes())
+    frags = list(decode_fragments(manifest, (tmp_path / "balls/mesh/7").read_bytes(), 16))
+    fine = trimesh.util.concatenate([trimesh.Trimesh(m, f) for lod, _, _, m, f in frags
+                                     if lod == 0])
+    assert fine.area == pytest.approx(ball.area, rel=1e-4)

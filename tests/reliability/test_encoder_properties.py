@@ -363,6 +363,36 @@ def test_legacy_meshes_round_trip_or_reject(meshes):
         np.testing.assert_array_equal(got_f, faces)
 
 
+@SETTINGS
+@given(mesh_sets())
+def test_multires_meshes_decode_or_reject(meshes):
+    from multires_spec_decoder import decode_fragments, decode_manifest
+    from trimesh.triangles import closest_point
+
+    from nglive.formats.multires_mesh import SNAP, encode_multires_meshes
+
+    if mesh_problem(meshes):
+        with pytest.raises(TableError):
+            encode_multires_meshes(meshes)
+        return
+    files = encode_multires_meshes(meshes, num_lods=2)
+    assert strict_json(files["info"])["@type"] == "neuroglancer_multilod_draco"
+    for sid, (vertices, faces) in meshes.items():
+        manifest = decode_manifest(files[f"{int(sid)}.index"])
+        chunk = float(manifest["chunk_shape"][0])
+        # quantisation (half a step) plus snapping onto a cut plane, per axis
+        tol = np.sqrt(3) * (chunk / 65535 / 2 + max(chunk * SNAP, 2 * chunk / 65535))
+        tris = vertices[faces] if len(faces) else np.zeros((0, 3, 3))
+        for lod, _, _, model, _ in decode_fragments(manifest, files[str(int(sid))], 16):
+            if lod:
+                continue
+            assert len(tris)
+            rep = np.repeat(model, len(tris), axis=0)
+            near = closest_point(np.tile(tris, (len(model), 1, 1)), rep)
+            dist = np.linalg.norm(near - rep, axis=1).reshape(len(model), -1).min(axis=1)
+            assert dist.max() <= tol * (1 + 1e-6) + 1e-9, (dist.max(), tol)
+
+
 # --------------------------------------------------------------------- alpha shapes
 
 

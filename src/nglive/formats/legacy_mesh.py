@@ -32,17 +32,20 @@ def _vertices_faces(mesh, segment_id) -> tuple[np.ndarray, np.ndarray]:
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise TableError(f"faces have shape {faces.shape}, expected (m, 3)",
                          column="meshes", row=int(segment_id))
-    if not np.isfinite(vertices).all():
+    finite = np.isfinite(vertices)
+    if not finite.all():
         raise TableError("a vertex coordinate is not finite", column="meshes",
-                         row=int(segment_id))
+                         row=int(segment_id), value=float(vertices[~finite][0]))
     big = np.abs(vertices) > np.finfo(np.float32).max  # would be written as infinity
     if big.any():
         raise TableError("a vertex coordinate overflows float32", column="meshes",
                          row=int(segment_id), value=float(vertices[big][0]),
                          accepted="coordinates within float32 range (about 3.4e38)")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        bad = faces[(faces < 0) | (faces >= len(vertices))]
         raise TableError("a face refers to a vertex that does not exist", column="meshes",
-                         row=int(segment_id))
+                         row=int(segment_id), value=int(bad[0]),
+                         accepted=f"vertex indices 0 to {len(vertices) - 1}")
     return vertices, faces
 
 

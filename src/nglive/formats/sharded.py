@@ -298,8 +298,8 @@ def _gather(dst: np.ndarray, src: np.ndarray, starts: np.ndarray, lengths: np.nd
         i = j
 
 
-def iter_shards(keys: np.ndarray, values, bounds: np.ndarray,
-                sharding: dict) -> Iterator[tuple[str, bytes]]:
+def iter_shards(keys: np.ndarray, values, bounds: np.ndarray, sharding: dict, *,
+                leading: np.ndarray | None = None) -> Iterator[tuple[str, bytes]]:
     """Pack values into shard files one shard at a time: ``(file name, bytes)``.
 
     See :func:`pack_shards`; this form lets a writer store each shard as soon as it is
@@ -307,6 +307,9 @@ def iter_shards(keys: np.ndarray, values, bounds: np.ndarray,
     produced (a missing shard file holds no keys).
     """
     spec = check_sharding(sharding)
+    if leading is not None and spec["data_encoding"] != "raw":
+        raise ValueError("leading bytes need raw data encoding (readers find them by "
+                         "position before the indexed value)")
     keys = np.ascontiguousarray(keys, np.uint64).reshape(-1)
     src, unit_bounds, unit = _unit_view(values, bounds)
     if len(unit_bounds) != len(keys) + 1:
@@ -325,18 +328,24 @@ def iter_shards(keys: np.ndarray, values, bounds: np.ndarray,
     sorted_keys = keys if in_order else keys[order]
     starts = unit_bounds[:-1] if in_order else unit_bounds[:-1][order]
     lengths = np.diff(unit_bounds) if in_order else np.diff(unit_bounds)[order]
+    if leading is not None:
+        leading = np.asarray(leading, np.int64).reshape(-1)
+        if len(leading) != len(keys) or (leading < 0).any() or (
+                leading > np.diff(unit_bounds) * unit).any():
+            raise ValueError("leading must give, per key, at most its value's bytes")
+        leading = leading if in_order else leading[order]
     del h, order
     shard_start = np.flatnonzero(np.concatenate([[True], shard[1:] != shard[:-1]]))
     shard_stop = np.append(shard_start[1:], len(keys))
     for a, b in zip(shard_start.tolist(), shard_stop.tolist(), strict=True):
         yield shard_name(int(shard[a]), spec), _pack_one_shard(
             spec, src, unit, sorted_keys[a:b], minishard[a:b], starts[a:b], lengths[a:b],
-            contiguous=in_order)
+            contiguous=in_order, leading=None if leading is None else leading[a:b])
 
 
 def _pack_one_shard(spec: dict, src: np.ndarray, unit: int, keys: np.ndarray,
                     minishard: np.ndarray, starts: np.ndarray, lengths: np.ndarray, *,
-                    contiguous: bool) -> bytes:
+                    contiguous: bool, leading: np.ndarray | None = None) -> bytes:
     n = len(keys)
     if spec["data_encoding"] == "gzip":
         # the format compresses each value on its own: one zlib call per value is
@@ -362,7 +371,7 @@ def _pack_one_shard(spec: dict, src: np.ndarray, unit: int, keys: np.ndarray,
     value_start = np.cumsum(sizes) - sizes
     ms_data_start = value_start[ms_start]
     ms_data_size = np.diff(np.append(ms_data_start, len(data)))
-    table, first_offset = _minishard_indexes(keys, sizes, ms_start, ms_count)
+    table, first_offset = _minishard_indexes(keys, sizes, ms_start, ms_count, leading)
     parts = []
     if spec["minishard_index_encoding"] == "gzip":
         tb = table.view(np.uint8)
@@ -371,7 +380,7 @@ def _pack_one_shard(spec: dict, src: np.ndarray, unit: int, keys: np.ndarray,
         pos = 0
         for i, (d0, dn, c) in enumerate(zip(ms_data_start.tolist(), ms_data_size.tolist(),
                                             ms_count.tolist(), strict=True)):
-            table[first_offset[i]] = pos  # where this minishard's first value starts
+            table[first_offset[i]] += pos  # where this minishard's first value starts
             row0 = 24 * int(ms_start[i])
             index = zlib.compress(tb[row0:row0 + 24 * c], MINISHARD_INDEX_GZIP_LEVEL, 31)
             parts += [memoryview(data[d0:d0 + dn]), index]
@@ -380,7 +389,7 @@ def _pack_one_shard(spec: dict, src: np.ndarray, unit: int, keys: np.ndarray,
     else:
         index_size = 24 * ms_count
         index_start = np.cumsum(ms_data_size + index_size) - index_size
-        table[first_offset] = (index_start - ms_data_size).astype(np.uint64)
+        table[first_offset] += (index_start - ms_data_size).astype(np.uint64)
         tb = memoryview(table.view(np.uint8))
         for d0, dn, i0, c in zip(ms_data_start.tolist(), ms_data_size.tolist(),
                                  (24 * ms_start).tolist(), ms_count.tolist(), strict=True):
@@ -400,10 +409,13 @@ def _bytes_view(x) -> memoryview | bytes:
 
 
 def _minishard_indexes(keys: np.ndarray, sizes: np.ndarray, ms_start: np.ndarray,
-                       ms_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       ms_count: np.ndarray, leading: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Every minishard index of a shard, raw and concatenated: per minishard a C-order
     [3, count] uint64 array of key deltas (the first is the key), data offset deltas
-    (values are contiguous, so all 0 but the first, left for the caller) and sizes.
+    (values are contiguous, so 0 — or the value's ``leading`` bytes, which the index
+    skips — plus, for the first, where the minishard starts: added by the caller) and
+    sizes (without leading bytes).
 
     Returns the indexes and the position of each minishard's first offset in them.
     """
@@ -417,11 +429,16 @@ def _minishard_indexes(keys: np.ndarray, sizes: np.ndarray, ms_start: np.ndarray
                      np.repeat(ms_count, 3))
     table = np.zeros(3 * n, "<u8")
     table[kind == 0] = key_delta
-    table[kind == 2] = sizes
+    if leading is None:
+        table[kind == 2] = sizes
+    else:
+        table[kind == 1] = leading
+        table[kind == 2] = sizes - leading
     return table, 3 * ms_start + ms_count
 
 
-def pack_shards(keys: np.ndarray, values, bounds: np.ndarray, sharding: dict) -> dict[str, bytes]:
+def pack_shards(keys: np.ndarray, values, bounds: np.ndarray, sharding: dict, *,
+                leading: np.ndarray | None = None) -> dict[str, bytes]:
     """Pack uint64 keys and their values into the shard files of ``sharding``.
 
     Parameters
@@ -439,6 +456,10 @@ def pack_shards(keys: np.ndarray, values, bounds: np.ndarray, sharding: dict) ->
         (``"identity"`` or ``"murmurhash3_x86_128"``), ``minishard_bits`` (0-32),
         ``shard_bits`` (0-64), ``minishard_index_encoding`` and ``data_encoding``
         (``"raw"`` or ``"gzip"``).
+    leading
+        Optional (N,) byte counts at the start of each value that its index entry
+        leaves out (raw data only): they sit just before the indexed bytes, where
+        multi-resolution meshes keep fragment data before their manifest.
 
     Returns
     -------
@@ -457,4 +478,4 @@ def pack_shards(keys: np.ndarray, values, bounds: np.ndarray, sharding: dict) ->
     """
     if isinstance(values, bytes | bytearray | memoryview):
         values = np.frombuffer(values, np.uint8)
-    return dict(iter_shards(keys, values, bounds, sharding))
+    return dict(iter_shards(keys, values, bounds, sharding, leading=leading))

@@ -18,12 +18,14 @@ import trimesh
 
 from ..formats.annotations.coord_space import as_coord_space
 from ..formats.legacy_mesh import encode_legacy_meshes
+from ..formats.multires_mesh import encode_multires_meshes
 from ..formats.segment_properties import segment_properties_json
 from ..formats.units import nm_per_coordinate
 from ..formats.validation import TableError, require_columns
 from ..mesh import AlphaShaper
 from ..mesh.alpha import resolve_alpha
 from .base import Binding, BoundSource, frame_fingerprint
+from .meshes import MESH_FORMATS
 
 if TYPE_CHECKING:
     from ..widget import Viewer
@@ -59,8 +61,12 @@ class AlphaMeshLayer(Binding):
 
     def __init__(self, viewer: Viewer, name: str, points_df: pd.DataFrame, *,
                  group_col: str | None = None, alpha="auto", coord_space="xyz",
-                 fill_cavities: bool = False, repair: bool = True):
+                 fill_cavities: bool = False, repair: bool = True, format: str = "legacy"):
+        if format not in MESH_FORMATS:
+            raise ValueError(f"format must be one of {MESH_FORMATS}, not {format!r}")
         super().__init__(viewer, name)
+        self.format = format
+        self._multires_cache: dict = {}
         self.df = points_df
         self.group_col = group_col
         self.coord_space = as_coord_space(coord_space)
@@ -143,6 +149,8 @@ class AlphaMeshLayer(Binding):
             self.group_errors = {g.label: g.error for g in self.groups.values() if g.error}
             meshes = {g.segment_id: self._scaled(g.mesh) for g in self.groups.values()
                       if g.mesh is not None}
+        if self.format == "multires":  # the cache: only re-meshed groups are re-encoded
+            return encode_multires_meshes(meshes, cache=self._multires_cache)
         return encode_legacy_meshes(meshes)
 
     def _initial_alpha(self, label):

@@ -1,4 +1,5 @@
-"""A segmentation layer of legacy meshes, with segment properties from a DataFrame."""
+"""A segmentation layer of meshes (legacy or multi-resolution), with segment properties
+from a DataFrame."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..formats.legacy_mesh import encode_legacy_meshes
+from ..formats.multires_mesh import encode_multires_meshes
 from ..formats.units import nm_per_coordinate
 from ..formats.validation import as_uint64_ids
 from .base import BoundSource
@@ -17,6 +19,8 @@ from .segment_properties import PropertiesBinding
 
 if TYPE_CHECKING:
     from ..widget import Viewer
+
+MESH_FORMATS = ("legacy", "multires")
 
 
 def _mesh_fingerprint(meshes: Mapping) -> bytes:
@@ -59,9 +63,14 @@ class MeshLayer(PropertiesBinding):
         color_col: str | None = None,
         visible_col: str | None = None,
         coord_space="xyz",
+        format: str = "legacy",
         **property_keywords,
     ):
+        if format not in MESH_FORMATS:
+            raise ValueError(f"format must be one of {MESH_FORMATS}, not {format!r}")
         super().__init__(viewer, name)
+        self.format = format
+        self._multires_cache: dict = {}
         self.meshes = meshes
         self.nm_per_coordinate = nm_per_coordinate(coord_space)
         self.df = None
@@ -81,7 +90,10 @@ class MeshLayer(PropertiesBinding):
                                  **property_keywords)
 
     def _encode_meshes(self, meshes: Mapping) -> dict[str, bytes]:
-        files = encode_legacy_meshes(self._in_nm(meshes))
+        if self.format == "multires":  # the cache: only edited meshes are re-encoded
+            files = encode_multires_meshes(self._in_nm(meshes), cache=self._multires_cache)
+        else:
+            files = encode_legacy_meshes(self._in_nm(meshes))
         ids = as_uint64_ids(pd.Series(list(meshes), dtype=object), column="segment id")
         self._mesh_ids = [str(i) for i in ids.tolist()]
         return files
