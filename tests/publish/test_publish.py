@@ -404,3 +404,35 @@ def test_multires_meshes_publish_and_read_back(viewer, tmp_path):
     fine = trimesh.util.concatenate([trimesh.Trimesh(m, f) for lod, _, _, m, f in frags
                                      if lod == 0])
     assert fine.area == pytest.approx(ball.area, rel=1e-4)
+
+
+def test_skeletons_publish_and_read_back(viewer, tmp_path):
+    import sys
+
+    import pandas as pd
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "formats"))
+    from skeleton_spec_decoder import decode
+
+    nodes = pd.DataFrame({"skeleton_id": np.uint64(2**63 + 5), "node_id": [1, 2, 3],
+                          "parent_id": [-1, 1, 2], "x": [0.0, 10.0, 20.0], "y": 5.0,
+                          "z": 1.0, "radius": [3.0, 2.0, 1.0]})
+    table = pd.DataFrame({"skeleton_id": [np.uint64(2**63 + 5)], "name": ["axon"]})
+    viewer.add_skeletons("tree", nodes, table, label_col="name")
+    pub = viewer.publish(tmp_path, url=URL)
+    layers = {la["name"]: la for la in pub.state["layers"]}
+    urls = source_urls(layers["tree"])
+    assert f"precomputed://{URL}/tree/skeleton" in urls and len(urls) == 2
+    assert not any("127.0.0.1" in u or "localhost" in u for u in urls)
+    info = json.loads((tmp_path / "tree/skeleton/info").read_text())
+    assert info["@type"] == "neuroglancer_skeletons"
+    skel = decode((tmp_path / f"tree/skeleton/{2**63 + 5}").read_bytes(), info)
+    assert skel["positions"][:, 0].tolist() == [0.0, 10.0, 20.0]
+    assert sorted(map(sorted, skel["edges"].tolist())) == [[0, 1], [1, 2]]
+    # a one-row edit: the skeleton is re-published, the unchanged properties are not
+    nodes.loc[2, "x"] = 30.0
+    viewer.layers["tree"].update()
+    again = viewer.publish(tmp_path, url=URL)
+    skel = decode((tmp_path / f"tree/skeleton/{2**63 + 5}").read_bytes(), info)
+    assert skel["positions"][:, 0].tolist() == [0.0, 10.0, 30.0]
+    assert 1 <= again.files_written <= 2  # the skeleton file (and its info if it changed)
