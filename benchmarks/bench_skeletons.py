@@ -12,8 +12,10 @@ and write to a fresh directory on local disk:
 ``encode_s`` is nglive's encoding alone (validation included); ``total_s`` is table
 conversion + encoding + writing. ``nglive_cached_layer`` is what a live edit costs in
 ``add_skeletons``: the first encode through its per-skeleton cache, then one node moved
-(digests of every row, one skeleton re-encoded, shards repacked). cloud-volume is not
-installed here, so its ``Skeleton.to_precomputed()`` is not measured.
+(digests of every row, one skeleton re-encoded, shards repacked). ``cloudvolume``:
+each neuron made a ``cloudvolume.Skeleton`` (vertices, edges from the parent column,
+radii, types; ``space="physical"``) and written with ``to_precomputed()``, one file per
+neuron, as a user of cloud-volume would (``pip install cloud-volume``; skipped without).
 
     python benchmarks/bench_skeletons.py                 # 1k and 10k neurons
     python benchmarks/bench_skeletons.py --neurons 1000
@@ -113,12 +115,49 @@ def run(n: int) -> dict:
     row["navis"] = {"total_s": round(t1 - t0, 3), "files": len(names),
                     "bytes": int(sum(os.path.getsize(os.path.join(d, x)) for x in names))}
     shutil.rmtree(d)
+    cloudvolume_row = run_cloudvolume(neurons)
+    if cloudvolume_row:
+        row["cloudvolume"] = cloudvolume_row
     if "nglive_unsharded" in row:
         row["speedup_unsharded_vs_navis"] = round(
             row["navis"]["total_s"] / row["nglive_unsharded"]["total_s"], 1)
     row["speedup_sharded_vs_navis"] = round(
         row["navis"]["total_s"] / row["nglive_sharded"]["total_s"], 1)
     return row
+
+
+def run_cloudvolume(neurons) -> dict | None:
+    """cloud-volume's writer, one neuron at a time (its API is per skeleton)."""
+    try:
+        from cloudvolume import Skeleton
+    except ImportError:
+        return None
+    import numpy as np
+    import pandas as pd
+
+    d = tempfile.mkdtemp(prefix="bench-skel-cv-")
+    t0 = time.perf_counter()
+    files = 0
+    for neuron in neurons:
+        nodes = neuron.nodes
+        scale = float(neuron.units.to("nm").magnitude) if neuron.units is not None else 1.0
+        vertices = nodes[["x", "y", "z"]].to_numpy(np.float32) * np.float32(scale)
+        index = pd.Index(nodes["node_id"].to_numpy())
+        child = np.flatnonzero(nodes["parent_id"].to_numpy() >= 0)
+        parent = index.get_indexer(nodes["parent_id"].to_numpy()[child])
+        edges = np.stack([child, parent], axis=1).astype(np.uint32)
+        radii = nodes["radius"].fillna(0).to_numpy(np.float32) * np.float32(scale)
+        skel = Skeleton(vertices, edges, radii=radii,
+                        vertex_types=nodes["type"].cat.codes.to_numpy(np.uint8)
+                        if hasattr(nodes["type"], "cat") else None,
+                        segid=int(neuron.id), space="physical")
+        with open(os.path.join(d, str(neuron.id)), "wb") as f:
+            f.write(skel.to_precomputed())
+        files += 1
+    t1 = time.perf_counter()
+    size = sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d))
+    shutil.rmtree(d)
+    return {"total_s": round(t1 - t0, 3), "files": files, "bytes": int(size)}
 
 
 def main() -> None:
@@ -141,7 +180,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "navis": navis.__version__,
         "load_avg_at_end": os.getloadavg(),
-        "note": "copies of navis' 5 example skeletons; local disk; cloud-volume not installed",
+        "note": "copies of navis' 5 example skeletons; local disk",
         "rows": rows,
     }
     if args.out.exists():  # keep rows of other sizes from an earlier run
