@@ -111,15 +111,30 @@ class Session:
 
 
 def read_consistently(session: Session, stop: threading.Event, stats: dict, seed: int):
+    """A reader thread; anything it did not expect is an error of the test, not a
+    warning lost in a thread."""
+    try:
+        _read_consistently(session, stop, stats, seed)
+    except Exception as e:  # noqa: BLE001 — reported through stats, asserted empty
+        stats["errors"].append(("reader crashed", repr(e)))
+
+
+def _read_consistently(session: Session, stop: threading.Event, stats: dict, seed: int):
     rnd = random.Random(seed)
     while not stop.is_set():
         viewer = session.current()
         try:
-            layers = {name: [s.url for s in viewer.state.layers[name].source
-                             if "/nglive/" in s.url]
-                      for name in ("cells", "points", "shapes") if name in viewer.state.layers}
+            # one JSON copy of the state: the layers and their sources as one moment saw them
+            state = viewer.state.to_json()
         except Exception:  # noqa: BLE001 — a viewer being closed: try the next one
-            layers = {}
+            state = {}
+        layers = {}
+        for layer in state.get("layers", []):
+            if layer.get("name") in ("cells", "points", "shapes"):
+                src = layer.get("source")
+                src = src if isinstance(src, list) else [src]
+                layers[layer["name"]] = [u for u in (x["url"] if isinstance(x, dict) else x
+                                                     for x in src) if "/nglive/" in u]
         del viewer
         for name, urls in layers.items():
             if not urls:
@@ -134,6 +149,12 @@ def read_consistently(session: Session, stop: threading.Event, stats: dict, seed
                 stats["errors"].append((name, status))
                 continue
             info = json.loads(body)
+            expected = {"cells": "neuroglancer_segment_properties",
+                        "points": "neuroglancer_annotations_v1",
+                        "shapes": "neuroglancer_legacy_mesh"}[name]
+            if info.get("@type") != expected:  # a layer's URL serving another's data
+                stats["errors"].append((name, base, info.get("@type")))
+                continue
             if name == "cells":
                 labels = next(p["values"] for p in info["inline"]["properties"]
                               if p["type"] == "label")
