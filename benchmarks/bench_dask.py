@@ -15,7 +15,7 @@ through ngsidekick 0.0.20 (stopped after ``--ngsidekick-timeout`` seconds or abo
 ``--ngsidekick-max-gb`` of memory, so it cannot starve the shared machine).
 
     python benchmarks/bench_dask.py [--sizes 1000000 10000000 100000000] [--workers 1 2]
-        [--single 10000000] [--verify 10000000] [--kind line] [--out-dir /work/tmp]
+        [--single 10000000] [--verify 10000000] [--kind line] [--out-dir /tmp/bench]
 
 ``--verify`` writes a table through both paths and records whether every file is
 byte-identical.

@@ -65,6 +65,19 @@ def decode_fragment(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return vertices, faces
 
 
+def mesh_ids(meshes: Mapping) -> tuple[list, np.ndarray]:
+    """The keys of a ``{segment id: mesh}`` mapping as given and as uint64 segment ids;
+    keys that are not ids, or that name one id twice (``7`` and ``"7"``), are an error."""
+    raw_ids = list(meshes.keys())
+    ids = as_uint64_ids(pd.Series(raw_ids, dtype=object), column="segment id",
+                        index=pd.Index(raw_ids, dtype=object))
+    if len(set(ids.tolist())) != len(ids):
+        dup = pd.Series(ids).duplicated(keep=False)
+        raise TableError("segment ids repeat after conversion to uint64", column="segment id",
+                         value=sorted(set(ids[dup.to_numpy()].tolist())))
+    return raw_ids, ids
+
+
 def encode_legacy_meshes(meshes: Mapping) -> dict[str, bytes]:
     """Encode ``{segment id: mesh}`` as a legacy-mesh source: ``{key: bytes}``.
 
@@ -80,13 +93,7 @@ def encode_legacy_meshes(meshes: Mapping) -> dict[str, bytes]:
     >>> sorted(files)
     ['7:0', 'fragment/7', 'info']
     """
-    raw_ids = list(meshes.keys())
-    ids = as_uint64_ids(pd.Series(raw_ids, dtype=object), column="segment id",
-                        index=pd.Index(raw_ids, dtype=object))
-    if len(set(ids.tolist())) != len(ids):
-        dup = pd.Series(ids).duplicated(keep=False)
-        raise TableError("segment ids repeat after conversion to uint64", column="segment id",
-                         value=sorted(set(ids[dup.to_numpy()].tolist())))
+    raw_ids, ids = mesh_ids(meshes)
     files: dict[str, bytes] = {"info": json.dumps(INFO).encode()}
     for raw, sid in zip(raw_ids, ids.tolist(), strict=True):
         vertices, faces = _vertices_faces(meshes[raw], sid)

@@ -23,12 +23,10 @@ import json
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 
-from .legacy_mesh import _vertices_faces
+from .legacy_mesh import _vertices_faces, mesh_ids
 from .multires_grid import split_on_grid
 from .multires_lods import decimated_lods, lod_errors
-from .validation import TableError, as_uint64_ids
 
 #: Faces of the coarsest LOD (about): fewer LODs for smaller meshes.
 COARSEST_FACES = 2048
@@ -228,13 +226,7 @@ def encode_multires_meshes(meshes: Mapping, *, vertex_quantization_bits: int = 1
     if vertex_quantization_bits not in (10, 16):
         raise ValueError(f"vertex_quantization_bits must be 10 or 16, not "
                          f"{vertex_quantization_bits!r}")
-    raw_ids = list(meshes.keys())
-    ids = as_uint64_ids(pd.Series(raw_ids, dtype=object), column="segment id",
-                        index=pd.Index(raw_ids, dtype=object))
-    if len(set(ids.tolist())) != len(ids):
-        dup = pd.Series(ids).duplicated(keep=False)
-        raise TableError("segment ids repeat after conversion to uint64", column="segment id",
-                         value=sorted(set(ids[dup.to_numpy()].tolist())))
+    raw_ids, ids = mesh_ids(meshes)
     checked = [(sid, *_vertices_faces(meshes[raw], sid))
                for raw, sid in zip(raw_ids, ids.tolist(), strict=True)]
     fresh = {}

@@ -26,7 +26,14 @@ from nglive.formats.json_text import (
     string_array,
     uint_string_array,
 )
-from nglive.formats.validation import TableError, as_uint64_ids, first_bad_row, require_columns
+from nglive.formats.validation import (
+    TableError,
+    as_uint64_ids,
+    first_bad_row,
+    first_not_unicode,
+    is_unicode,
+    require_columns,
+)
 
 __all__ = [
     "SegmentProperties",
@@ -623,14 +630,6 @@ def _joined(values) -> str:
         return "\x1f".join(map(str, values))
 
 
-def _not_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _check_text(props: SegmentProperties, df, label_name, description_col, string_cols,
                 tag_cols) -> None:
     """Text that is not Unicode (a lone surrogate, e.g. from bytes decoded with
@@ -639,9 +638,9 @@ def _check_text(props: SegmentProperties, df, label_name, description_col, strin
     columns = [(props.label, label_name), (props.description, description_col),
                *zip(props.strings, string_cols, strict=True)]
     for prop, column in columns:
-        if prop is None or not _not_unicode("\x1f".join(map(str, prop.values))):
+        pos = None if prop is None else first_not_unicode(prop.values)
+        if pos is None:
             continue
-        pos = next(i for i, v in enumerate(prop.values) if _not_unicode(str(v)))
         raise TableError("text is not valid Unicode (a lone surrogate); JSON cannot carry it",
                          column=column, row=df.index[pos], value=prop.values[pos],
                          accepted="Unicode text (decode bytes with their real encoding)")
@@ -649,7 +648,7 @@ def _check_text(props: SegmentProperties, df, label_name, description_col, strin
     texts = [*names, *(props.tags.tags if props.tags else []),
              *((props.tags.tag_descriptions or []) if props.tags else [])]
     for text in texts:
-        if _not_unicode(str(text)):
+        if not is_unicode(str(text)):
             column = text if text in names else ", ".join(map(str, tag_cols))
             raise TableError("text is not valid Unicode (a lone surrogate); JSON cannot "
                              "carry it", column=column, value=text,

@@ -145,3 +145,20 @@ def as_uint64_ids(values, *, column: str, index=None) -> np.ndarray:
         return out
     raise TableError(f"unsupported id dtype {arr.dtype}", column=column,
                      accepted="integer dtypes")
+
+
+def is_unicode(text: str) -> bool:
+    """False for text UTF-8 cannot carry (lone surrogates, e.g. from ``surrogateescape``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def first_not_unicode(values) -> int | None:
+    """Position of the first value whose text is not valid Unicode (one join when all are;
+    values are searched one by one only on failure)."""
+    if is_unicode("\x1f".join(map(str, values))):
+        return None
+    return next(i for i, v in enumerate(values) if not is_unicode(str(v)))

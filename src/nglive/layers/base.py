@@ -136,6 +136,7 @@ class Binding:
         self._lock = threading.RLock()
         self._closed = False
         self._last_future: concurrent.futures.Future | None = None
+        self._known_ids: set[str] | None = None  # segment ids of the last layer state
 
     def __repr__(self) -> str:
         gens = ", ".join(f"{k}={v}" for k, v in self.generations.items())
@@ -147,6 +148,20 @@ class Binding:
     def layer_state(self, urls: dict[str, str], first: bool) -> dict:
         """Neuroglancer layer JSON for the current source ``urls`` (``first``: new layer)."""
         raise NotImplementedError
+
+    def _visible_segments(self, ids: list[str], first: bool) -> list[str] | None:
+        """Segments to show for a layer whose ids are now ``ids``: all of them on a new
+        layer; later, the ones the user had shown, minus ids that went, plus new ids
+        (None: the ids did not change, so the user's selection stays as it is)."""
+        now, known = set(ids), self._known_ids
+        self._known_ids = now
+        if first or known is None:
+            return list(ids)
+        if now == known:
+            return None
+        current = self.viewer._layer_json(self.name) or {}
+        shown = {str(s) for s in current.get("segments", [])}
+        return sorted((shown - (known - now)) | (now - known), key=int)
 
     # -- updating --------------------------------------------------------------------------
 

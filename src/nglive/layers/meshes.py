@@ -77,7 +77,6 @@ class MeshLayer(PropertiesBinding):
         # segment ids (text) of the meshes last encoded, and of those before: new ids
         # become visible, ids the user hid stay hidden
         self._mesh_ids: list[str] = []
-        self._known_ids: set[str] | None = None
         self.sources["mesh"] = BoundSource(
             "mesh",
             fingerprint=lambda: _mesh_fingerprint(self.meshes),
@@ -147,15 +146,8 @@ class MeshLayer(PropertiesBinding):
         state = {"type": "segmentation", "source": [urls["mesh"]]}
         if "properties" in urls:
             state["source"].append(urls["properties"])
-        ids = set(self._mesh_ids)
-        known = self._known_ids
-        if first or known is None:
-            state["segments"] = list(self._mesh_ids)
-        elif ids != known:
-            current = self.viewer._layer_json(self.name) or {}
-            shown = {str(s) for s in current.get("segments", [])}
-            visible = (shown - (known - ids)) | (ids - known)
-            state["segments"] = sorted(visible, key=int)
-        self._known_ids = ids
+        segments = self._visible_segments(self._mesh_ids, first)
+        if segments is not None:
+            state["segments"] = segments
         state.update(self.state_parts.get("display", {}))
         return state

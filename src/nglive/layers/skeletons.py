@@ -176,7 +176,6 @@ class SkeletonLayer(PropertiesBinding):
         self.nm_per_coordinate = nm_per_coordinate(coord_space)
         self.df = None
         self._ids: list[str] = []
-        self._known_ids: set[str] | None = None
         self._color_range: tuple[float, float] | None = None
         self._cache = SkeletonCache()
         self._bounds = None
@@ -284,16 +283,9 @@ class SkeletonLayer(PropertiesBinding):
         state = {"type": "segmentation", "source": [urls["skeleton"]]}
         if "properties" in urls:
             state["source"].append(urls["properties"])
-        ids = set(self._ids)
-        known = self._known_ids
-        if first or known is None:
-            state["segments"] = list(self._ids)
-        elif ids != known:
-            current = self.viewer._layer_json(self.name) or {}
-            shown = {str(s) for s in current.get("segments", [])}
-            visible = (shown - (known - ids)) | (ids - known)
-            state["segments"] = sorted(visible, key=int)
-        self._known_ids = ids
+        segments = self._visible_segments(self._ids, first)
+        if segments is not None:
+            state["segments"] = segments
         if self.color_by and self._color_range is not None:
             state["skeletonRendering"] = {
                 "shader": skeleton_shader(self.color_by, *self._color_range)}

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..validation import TableError, as_uint64_ids, first_bad_row, require_columns
+from ..validation import (
+    TableError,
+    as_uint64_ids,
+    first_bad_row,
+    first_not_unicode,
+    require_columns,
+)
 from .coord_space import ANNOTATION_TYPES, CoordSpace, geometry_columns
 
 PROPERTY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
@@ -224,7 +230,7 @@ def _categorical_property(df, name: str, spec: dict) -> PropertyColumn:
         raise TableError(f"{len(cats)} categories do not fit a {ptype} property", column=name,
                          value=len(cats), accepted=f"at most {width} categories for {ptype}")
     labels = [str(c) for c in cats]
-    bad = _first_not_unicode(labels)
+    bad = first_not_unicode(labels)
     if bad is not None:
         raise TableError("category label is not valid Unicode (a lone surrogate); the info "
                          "JSON cannot carry it", column=name,
@@ -234,22 +240,6 @@ def _categorical_property(df, name: str, spec: dict) -> PropertyColumn:
             "enum_values": list(range(len(cats))), "enum_labels": labels}
     return PropertyColumn(spec, codes.astype(ptype))
 
-
-def _first_not_unicode(texts: list[str]) -> int | None:
-    """Position of the first text that is not valid Unicode (one join when all are)."""
-    try:
-        "\x1f".join(texts).encode("utf-8")
-        return None
-    except UnicodeEncodeError:
-        return next(i for i, t in enumerate(texts) if not _encodes(t))
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _numeric_property(df, name: str, spec: dict) -> PropertyColumn:
@@ -326,7 +316,7 @@ def read_properties(df: pd.DataFrame, properties) -> list[PropertyColumn]:
             if "enum_values" in spec and "enum_labels" not in spec:
                 raise TableError("enum_values given without enum_labels", column=name)
             labels = [str(t) for t in spec.get("enum_labels", ())]
-            bad = _first_not_unicode(labels)
+            bad = first_not_unicode(labels)
             if bad is not None:
                 raise TableError("enum label is not valid Unicode (a lone surrogate); the "
                                  "info JSON cannot carry it", column=name, value=labels[bad],
